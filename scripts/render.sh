@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Execute the notebook top to bottom with papermill in one profile and pack what it wrote.
+#   scripts/render.sh full OUTDIR [papermill args]   e.g. -p USE_COMPILE True
+#   (on the GPU machine: OUTDIR=$OUT, .whl/ carried; see README)
+# Leaves OUTDIR/executed.ipynb, OUTDIR/log.txt and OUTDIR/outputs.tar.gz (figures/ and data/samples/).
+set -uo pipefail
+profile=${1:-full}
+outdir=${2:-out}
+shift 2 || true
+mkdir -p "$outdir"
+if [ -d .whl ]; then  # a machine without internet: install papermill & a kernel from carried wheels
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH
+fi
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+rm -rf checkpoints figures data/samples
+start=$(date +%s)
+PYTHONUNBUFFERED=1 timeout "${RENDER_TIMEOUT:-3500}" python3 -m papermill rollno-hw2.ipynb "$outdir/executed.ipynb" \
+  -p PROFILE "$profile" "$@" --log-output -k python3 2>&1 | grep -v '%|' | tee "$outdir/log.txt"
+rc=${PIPESTATUS[0]}
+echo "papermill exit $rc after $(( $(date +%s) - start )) s"
+tar czf "$outdir/outputs.tar.gz" figures data/samples 2>/dev/null
+exit "$rc"

@@ -1,0 +1,176 @@
+"""The VAE and DDPM maths of the notebook, checked against references."""
+import math
+
+import pytest
+import torch
+
+
+def test_reparameterize_passes_gradients_to_mu_and_logvar(nb):
+    mu = torch.randn(5, 4, requires_grad=True)
+    logvar = torch.randn(5, 4, requires_grad=True)
+    eps = torch.randn(5, 4)
+    z = nb["reparameterize"](mu, logvar, eps)
+    assert torch.allclose(z, mu + torch.exp(0.5 * logvar) * eps)
+    z.sum().backward()
+    assert torch.allclose(mu.grad, torch.ones_like(mu))
+    assert torch.allclose(logvar.grad, 0.5 * torch.exp(0.5 * logvar) * eps)
+
+
+def test_kl_matches_torch_distributions(nb):
+    mu, logvar = torch.randn(6, 3), torch.randn(6, 3)
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(0.0, 1.0)
+    assert torch.allclose(nb["kl_to_standard_normal"](mu, logvar), torch.distributions.kl_divergence(q, p), atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["ConvVAE", "MLPVAE"])
+def test_vae_shapes_and_elbo_terms(nb, arch):
+    torch.manual_seed(0)
+    model = nb[arch](latent_dim=5)
+    x = torch.rand(3, 28, 28)
+    logits, mu, logvar = model(x)
+    assert logits.shape == (3, 28, 28) and mu.shape == logvar.shape == (3, 5)
+    terms = nb["negative_elbo"](model, x)
+    assert terms["loss"].item() == pytest.approx(terms["rec"].item() + terms["kl"].item(), rel=1e-5)
+    # the reconstruction term is a sum over 784 pixels, not a mean: about 784 * log 2 for an untrained decoder
+    assert terms["rec"].item() > 300
+
+
+def test_iwae_bound_is_tighter_than_the_elbo(nb):
+    torch.manual_seed(0)
+    model = nb["ConvVAE"](latent_dim=4).eval()
+    x = torch.rand(4, 28, 28).round()
+    elbo = torch.stack([-nb["negative_elbo"](model, x)["loss"] for _ in range(200)]).mean()
+    iwae = nb["iwae_bound"](model, x, k=200, chunk=64).mean()
+    assert iwae >= elbo - 0.05
+
+
+def test_mutual_information_estimator(nb):
+    torch.manual_seed(0)
+    n = 300
+    informative = nb["mutual_information"](torch.randn(n, 4) * 3, torch.full((n, 4), -6.0))
+    assert 0.9 * math.log(n) < informative <= math.log(n) + 1e-6  # well separated posteriors: ~ log N
+    blind = nb["mutual_information"](torch.zeros(n, 4), torch.zeros(n, 4))
+    assert abs(blind) < 1e-6  # q(z|x) = q(z): no information
+
+
+def test_slerp_endpoints_and_norm(nb):
+    a, b = torch.randn(3, 100), torch.randn(3, 100)
+    t = torch.linspace(0, 1, 5)
+    path = nb["slerp"](a, b, t)
+    assert path.shape == (5, 3, 100)
+    assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
+    lin = nb["lerp"](a, b, t)
+    assert (path[2].norm(dim=1) > lin[2].norm(dim=1)).all()  # the straight line cuts towards the origin
+
+
+def test_linear_probe_reads_separable_classes(nb):
+    torch.manual_seed(0)
+    centers = torch.randn(10, 8) * 5
+    y = torch.arange(10).repeat(50)
+    x = centers[y] + torch.randn(500, 8)
+    assert nb["linear_probe_accuracy"](x, y, x, y) > 0.95
+
+
+def test_schedules(nb):
+    lin, cos = nb["make_schedule"]("linear", 1000), nb["make_schedule"]("cosine", 1000)
+    assert lin["betas"][0].item() == pytest.approx(1e-4) and lin["betas"][-1].item() == pytest.approx(0.02)
+    assert lin["alpha_bar"][-1] < 1e-4 and cos["alpha_bar"][-1] < 1e-4
+    assert nb["make_schedule"]("linear", 50)["alpha_bar"][-1] < 1e-3  # rescaled betas keep alpha-bar_T ~ 0
+    assert (cos["alpha_bar"][500] > lin["alpha_bar"][500]).item()     # cosine keeps more signal mid-chain
+    with pytest.raises(ValueError, match="unknown noise schedule 'sigmoid'"):
+        nb["make_schedule"]("sigmoid", 1000)
+
+
+def test_worked_example_and_closed_form(nb):
+    s = nb["schedule_from_betas"]([0.1, 0.2])
+    assert s["alpha_bar"][1].item() == pytest.approx(0.72)
+    x0 = torch.full((200_000,), 2.0)
+    xt = nb["q_sample"](x0, torch.ones(200_000, dtype=torch.long), torch.randn(200_000), s["alpha_bar"])
+    assert xt.mean().item() == pytest.approx(1.6971, abs=0.01) and xt.var().item() == pytest.approx(0.28, abs=0.01)
+
+
+def test_ddim_with_eta_one_is_the_ancestral_step(nb):
+    sched = nb["make_schedule"]("linear", 1000)
+    ab = sched["alpha_bar"].tolist()
+    torch.manual_seed(0)
+    for t in (999, 500, 10, 1):
+        x_t, x0 = torch.randn(4, 1, 28, 28, dtype=torch.float64), torch.rand(4, 1, 28, 28, dtype=torch.float64) * 2 - 1
+        eps = (x_t - math.sqrt(ab[t]) * x0) / math.sqrt(1 - ab[t])
+        m1, s1 = nb["ddpm_mean_std"](x_t, x0, ab[t], ab[t - 1])
+        m2, s2 = nb["ddim_mean_std"](x0, eps, ab[t], ab[t - 1], eta=1.0)
+        assert torch.allclose(m1, m2, atol=1e-10) and s1 == pytest.approx(s2, rel=1e-10)
+        # and Ho et al.'s beta-tilde: (1 - abar_{t-1}) / (1 - abar_t) * beta_t
+        assert s1 ** 2 == pytest.approx((1 - ab[t - 1]) / (1 - ab[t]) * sched["betas"][t].item(), rel=1e-9)
+
+
+def test_sampling_with_a_perfect_denoiser_recovers_the_data_point(nb):
+    """For data that is a single point x*, the optimal eps-predictor is known in closed form; every
+    sampler must then return x* (a check of the whole reverse loop, respacing included)."""
+    sched = nb["make_schedule"]("linear", 100)
+    target = torch.rand(1, 1, 28, 28) * 1.6 - 0.8
+    ab = sched["alpha_bar"].float()
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, t):
+            a = ab[(t * 100 / 1000).round().long()].view(-1, 1, 1, 1)
+            return (x - a.sqrt() * target) / (1 - a).sqrt()
+
+    for method, steps, eta in (("ddpm", 100, 0.0), ("ddpm", 10, 0.0), ("ddim", 10, 0.0), ("ddim", 100, 1.0)):
+        x, _ = nb["sample"](Oracle(), sched, torch.randn(3, 1, 28, 28), steps, method, eta=eta, amp_dtype=torch.float32)
+        assert torch.allclose(x, target.expand_as(x), atol=1e-4), (method, steps)
+    x_T = nb["ddim_invert"](Oracle(), sched, target, 10, amp_dtype=torch.float32)
+    assert torch.isfinite(x_T).all()
+    with pytest.raises(ValueError, match="unknown sampler"):
+        nb["sample"](Oracle(), sched, torch.randn(1, 1, 28, 28), 10, "euler")
+
+
+def test_spaced_timesteps(nb):
+    assert nb["spaced_timesteps"](1000, 1000) == list(range(999, -1, -1))
+    ts = nb["spaced_timesteps"](1000, 10)
+    assert len(ts) == 10 and ts[0] == 999 and ts[-1] == 0 and ts == sorted(ts, reverse=True)
+    with pytest.raises(ValueError):
+        nb["spaced_timesteps"](100, 0)
+
+
+def test_unet_shapes_and_zero_init(nb):
+    torch.manual_seed(0)
+    net = nb["UNet"](ch=8)
+    x = torch.randn(2, 1, 28, 28)
+    out = net(x, torch.tensor([0.0, 999.0]))
+    assert out.shape == x.shape and torch.count_nonzero(out) == 0  # zero-initialised output layer
+    torch.nn.init.normal_(net.out[-1].weight)
+    out = net(x, torch.tensor([0.0, 999.0]))
+    assert out.shape == x.shape and out.abs().sum() > 0
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_ema_update_and_warmup(nb):
+    ema, p = [torch.zeros(3)], [torch.ones(3)]
+    nb["ema_update"](ema, p, 0.9)
+    assert torch.allclose(ema[0], torch.full((3,), 0.1))
+    assert nb["ema_decay"](0, 0.999) == pytest.approx(0.1) and nb["ema_decay"](10**6, 0.999) == 0.999
+
+
+def test_linear_schedule_refuses_a_chain_too_short_for_its_betas(nb):
+    assert nb["make_schedule"]("linear", 25)["betas"].max() < 1
+    with pytest.raises(ValueError, match="needs T > 20"):
+        nb["make_schedule"]("linear", 10)
+
+
+def test_generate_pads_batches_for_a_fixed_shape_and_returns_exactly_n(nb):
+    sched = nb["make_schedule"]("linear", 100)
+    target = torch.rand(1, 1, 28, 28) * 1.6 - 0.8
+    ab = sched["alpha_bar"].float()
+    shapes = set()
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, t):
+            shapes.add(x.shape[0])
+            a = ab[(t * 100 / 1000).round().long()].view(-1, 1, 1, 1)
+            return (x - a.sqrt() * target) / (1 - a).sqrt()
+
+    out = nb["generate"](Oracle(), sched, 7, 10, "ddim", batch=4, fixed_batch=True)
+    assert out.shape == (7, 28, 28) and shapes == {4}
+    assert torch.allclose(out, nb["to_unit"](target).expand(7, 28, 28), atol=1e-4)

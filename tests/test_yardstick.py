@@ -1,0 +1,133 @@
+"""The evaluation yardstick: data, profiles, FID, precision/recall/density/coverage, classifier score."""
+import math
+
+import numpy as np
+import prdc as prdc_package
+import pytest
+import torch
+from pytorch_fid.fid_score import calculate_frechet_distance
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def stats(x):
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def test_mnist_loader_shapes_range_and_counts(mnist):
+    x_train, y_train = mnist["train"]
+    x_test, y_test = mnist["test"]
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert x_train.dtype == torch.float32 and y_train.dtype == torch.int64
+    assert x_train.min() == 0 and x_train.max() == 1
+    assert torch.bincount(y_train).tolist() == TRAIN_COUNTS
+    assert torch.bincount(y_test).tolist() == TEST_COUNTS
+    assert abs(x_train.mean().item() - 0.1307) < 1e-3 and abs(x_train.std().item() - 0.3081) < 1e-3
+
+
+def test_missing_data_without_network_is_a_clear_error(nb, tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(nb["torchvision"].datasets.MNIST, "download", offline)
+    with pytest.raises(RuntimeError, match="MNIST is neither in"):
+        nb["load_mnist"](str(tmp_path / "nowhere"), nb["DEVICE"])
+
+
+def test_profiles_resolve_and_bad_name_raises(nb):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert nb["resolve_profile"]("auto", cpu)[0] == "cpu"
+    assert nb["resolve_profile"]("auto", cuda)[0] == "full"
+    name, cfg = nb["resolve_profile"]("smoke", cpu)
+    assert name == "smoke" and cfg["n_eval"] < nb["resolve_profile"]("full", cpu)[1]["n_eval"]
+    with pytest.raises(ValueError, match="unknown PROFILE 'fast'"):
+        nb["resolve_profile"]("fast", cpu)
+
+
+@pytest.mark.parametrize("n,d", [(2000, 16), (300, 64), (50, 128)])  # the last: N < D, singular covariances
+def test_frechet_distance_matches_pytorch_fid(nb, n, d):
+    rng = np.random.default_rng(n + d)
+    a = rng.normal(size=(n, d))
+    b = rng.normal(loc=0.3, scale=1.2, size=(n, d)) @ rng.normal(scale=0.3, size=(d, d))
+    ours = nb["frechet_distance"](*stats(a), *stats(b))
+    reference = calculate_frechet_distance(*stats(a), *stats(b))
+    assert math.isfinite(ours) and ours == pytest.approx(reference, rel=1e-5, abs=1e-6)
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero(nb):
+    f = torch.randn(1000, 32, dtype=torch.float64)
+    assert abs(nb["frechet_distance"](*nb["gaussian_stats"](f), *nb["gaussian_stats"](f))) < 1e-6
+    # and a pure mean shift costs exactly ||shift||^2
+    assert nb["frechet_distance"](*nb["gaussian_stats"](f), *nb["gaussian_stats"](f + 1.0)) == pytest.approx(32.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_prdc_matches_the_prdc_package(nb, k):
+    rng = np.random.default_rng(k)
+    real = rng.normal(size=(400, 8)).astype(np.float32)
+    fake = rng.normal(loc=0.4, scale=1.3, size=(350, 8)).astype(np.float32)
+    ours = nb["prdc"](torch.from_numpy(real), torch.from_numpy(fake), k)
+    reference = prdc_package.compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+    for key in ("precision", "recall", "density", "coverage"):
+        assert ours[key] == pytest.approx(reference[key], abs=1e-9), key
+
+
+def test_classifier_score_bounds(nb):
+    confident_balanced = torch.eye(10).repeat(50, 1)
+    assert nb["classifier_score"](confident_balanced) == pytest.approx(10.0, rel=1e-6)
+    one_class = torch.zeros(500, 10)
+    one_class[:, 3] = 1
+    assert nb["classifier_score"](one_class) == pytest.approx(1.0, rel=1e-6)
+    assert nb["classifier_score"](torch.full((500, 10), 0.1)) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_nearest_distance_matches_brute_force(nb):
+    q, pool = torch.rand(7, 28, 28), torch.rand(40, 28, 28)
+    d, idx = nb["nearest_distance"](q, pool)
+    brute = torch.cdist(q.flatten(1), pool.flatten(1))
+    assert torch.allclose(d, brute.min(1).values, atol=1e-4) and torch.equal(idx, brute.argmin(1))
+
+
+@pytest.fixture(scope="module")
+def yardstick(nb, mnist):
+    """A smoke-profile classifier (the notebook's own training function) and its reference statistics."""
+    x_train, y_train = mnist["train"]
+    x_test, _ = mnist["test"]
+    clf, _ = nb["train_classifier"](x_train[:8000], y_train[:8000], epochs=1, seed=0)
+    return clf, nb["build_reference"](clf, x_test, x_train, n_memo=200)
+
+
+def blur(x):
+    kernel = torch.ones(1, 1, 5, 5) / 25
+    return torch.nn.functional.conv2d(x.unsqueeze(1), kernel, padding=2).squeeze(1)
+
+
+def test_metrics_move_the_right_way_when_images_degrade(nb, mnist, yardstick):
+    _, ref = yardstick
+    x_train, _ = mnist["train"]
+    real = x_train[10000:11000]
+    clean = nb["evaluate"](real, ref)
+    blurred = nb["evaluate"](blur(real), ref)
+    noisy = nb["evaluate"]((real + 0.5 * torch.randn_like(real)).clamp(0, 1), ref)
+    for degraded in (blurred, noisy):
+        assert degraded["fid"] > 2 * clean["fid"] + 1.0
+        assert degraded["precision"] < clean["precision"]
+        assert degraded["density"] < clean["density"]
+    assert clean["class_kl_uniform"] < 0.05 and sum(clean["class_hist"]) == 1000
+
+
+def test_evaluate_rejects_bad_input(nb, yardstick):
+    _, ref = yardstick
+    with pytest.raises(ValueError, match="finite"):
+        nb["evaluate"](torch.full((10, 28, 28), float("nan")), ref)
+    with pytest.raises(ValueError):
+        nb["evaluate"](torch.rand(10, 32, 32), ref)
+
+
+def test_train_loop_stops_on_non_finite_loss(nb):
+    def step(idx, i):
+        return {"loss": torch.tensor(float("nan") if i == 3 else 1.0)}
+
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        nb["train_loop"](step, n_data=100, n_steps=10, batch_size=10, desc="test", log_every=3)
