@@ -2,7 +2,7 @@
 # Execute the notebook top to bottom with papermill in one profile and pack what it wrote.
 #   scripts/render.sh full OUTDIR [papermill args]   e.g. -p USE_COMPILE True
 #   (on the GPU machine: OUTDIR=$OUT, .whl/ carried; see README)
-# Leaves OUTDIR/executed.ipynb, OUTDIR/log.txt and OUTDIR/outputs.tar.gz (figures/ and data/samples/).
+# Leaves OUTDIR/executed.ipynb, OUTDIR/log.txt and OUTDIR/outputs.tar.gz.part-* (figures/ and data/samples/).
 set -uo pipefail
 profile=${1:-full}
 outdir=${2:-out}
@@ -19,5 +19,6 @@ PYTHONUNBUFFERED=1 timeout "${RENDER_TIMEOUT:-3500}" python3 -m papermill rollno
   -p PROFILE "$profile" "$@" --log-output -k python3 2>&1 | grep -v '%|' | tee "$outdir/log.txt"
 rc=${PIPESTATUS[0]}
 echo "papermill exit $rc after $(( $(date +%s) - start )) s"
-tar czf "$outdir/outputs.tar.gz" figures data/samples 2>/dev/null
+# the GPU machine returns files of at most 16 MiB: split the archive (join with `cat outputs.tar.gz.part-* | tar xz`)
+tar czf - figures data/samples 2>/dev/null | split -b 15m - "$outdir/outputs.tar.gz.part-"
 exit "$rc"
