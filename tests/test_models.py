@@ -174,3 +174,27 @@ def test_generate_pads_batches_for_a_fixed_shape_and_returns_exactly_n(nb):
     out = nb["generate"](Oracle(), sched, 7, 10, "ddim", batch=4, fixed_batch=True)
     assert out.shape == (7, 28, 28) and shapes == {4}
     assert torch.allclose(out, nb["to_unit"](target).expand(7, 28, 28), atol=1e-4)
+
+
+def test_section_workload_counts_follow_the_profile(nb):
+    smoke, full = (nb["resolve_profile"](p, {"type": "cpu", "name": "CPU", "capability": None})[1] for p in ("smoke", "full"))
+    w_smoke, w_full = nb["section_workload"](smoke), nb["section_workload"](full)
+    assert set(w_full) == {"Q1 VAE", "Q2 DDPM", "Q3 GAN and latent diffusion"}
+    for section, units in w_full.items():
+        assert all(n > 0 for n in units.values()) and set(units) == set(w_smoke[section])
+        assert all(units[u] > w_smoke[section][u] for u in units), section
+    # the headline ancestral samples alone: n_eval x T U-Net passes
+    assert w_full["Q2 DDPM"]["unet_forward"] > full["n_eval"] * full["ddpm_T"]
+    assert w_full["Q2 DDPM"]["unet_step"] == full["ddpm_steps"] + (len(full["cmp_T"]) + 2) * full["ddpm_cmp_steps"]
+
+
+def test_forecast_is_count_times_unit_seconds(nb):
+    workload = {"A": {"x": 10, "y": 2}, "B": {"y": 5}}
+    assert nb["forecast_seconds"](workload, {"x": 0.5, "y": 2.0}) == {"A": 9.0, "B": 10.0}
+
+
+def test_calibration_times_every_unit_the_workload_uses(nb, mnist):
+    cfg = nb["resolve_profile"]("smoke", {"type": "cpu", "name": "CPU", "capability": None})[1]
+    units = nb["calibrate_units"](cfg, mnist["train"][0][:512], None, torch.float32, reps=1)
+    needed = {u for section in nb["section_workload"](cfg).values() for u in section} - {"eval_image"}
+    assert needed <= set(units) and all(0 < units[u] < 60 for u in needed)

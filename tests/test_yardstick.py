@@ -35,14 +35,37 @@ def test_missing_data_without_network_is_a_clear_error(nb, tmp_path, monkeypatch
         nb["load_mnist"](str(tmp_path / "nowhere"), nb["DEVICE"])
 
 
+CPU = {"type": "cpu", "name": "CPU", "capability": None}
+H100 = {"type": "cuda", "name": "NVIDIA H100 80GB HBM3", "capability": (9, 0)}
+A100 = {"type": "cuda", "name": "NVIDIA A100-SXM4-40GB", "capability": (8, 0)}
+T4 = {"type": "cuda", "name": "Tesla T4", "capability": (7, 5)}
+V100 = {"type": "cuda", "name": "Tesla V100-SXM2-16GB", "capability": (7, 0)}
+
+
+@pytest.mark.parametrize("info,expected", [(CPU, "cpu"), (H100, "full"), (A100, "full"), (T4, "t4"), (V100, "t4")])
+def test_auto_profile_chooses_by_compute_capability(nb, info, expected):
+    name, cfg, reason = nb["resolve_profile"]("auto", info)
+    assert name == expected and reason
+    assert cfg == {knob: values[nb["PROFILE_NAMES"].index(expected)] for knob, values in nb["PROFILES"].items()}
+    if info["type"] == "cuda":
+        assert f"{info['capability'][0]}.{info['capability'][1]}" in reason
+
+
+def test_precision_and_compile_follow_the_device(nb):
+    assert nb["pick_amp_dtype"](CPU) == torch.float32
+    assert nb["pick_amp_dtype"](T4) == torch.float16 and nb["pick_amp_dtype"](H100) == torch.bfloat16
+    assert nb["resolve_compile"]("auto", T4) and not nb["resolve_compile"]("auto", CPU) and not nb["resolve_compile"](True, CPU)
+    with pytest.raises(ValueError, match="USE_COMPILE"):
+        nb["resolve_compile"]("yes", T4)
+
+
 def test_profiles_resolve_and_bad_name_raises(nb):
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert nb["resolve_profile"]("auto", cpu)[0] == "cpu"
-    assert nb["resolve_profile"]("auto", cuda)[0] == "full"
-    name, cfg = nb["resolve_profile"]("smoke", cpu)
-    assert name == "smoke" and cfg["n_eval"] < nb["resolve_profile"]("full", cpu)[1]["n_eval"]
+    name, cfg, reason = nb["resolve_profile"]("smoke", CPU)
+    assert name == "smoke" and cfg["n_eval"] < nb["resolve_profile"]("full", CPU)[1]["n_eval"]
+    assert all(len(values) == len(nb["PROFILE_NAMES"]) for values in nb["PROFILES"].values())
+    assert set(nb["BUDGET_SECONDS"]) == set(nb["PROFILE_NAMES"])
     with pytest.raises(ValueError, match="unknown PROFILE 'fast'"):
-        nb["resolve_profile"]("fast", cpu)
+        nb["resolve_profile"]("fast", CPU)
 
 
 @pytest.mark.parametrize("n,d", [(2000, 16), (300, 64), (50, 128)])  # the last: N < D, singular covariances
@@ -53,6 +76,43 @@ def test_frechet_distance_matches_pytorch_fid(nb, n, d):
     ours = nb["frechet_distance"](*stats(a), *stats(b))
     reference = calculate_frechet_distance(*stats(a), *stats(b))
     assert math.isfinite(ours) and ours == pytest.approx(reference, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("n", [5000, 300, 60])  # the last: N < D, a singular sample covariance
+def test_frechet_to_reference_matches_frechet_distance(nb, n):
+    rng = np.random.default_rng(n)
+    d = 64
+    real = rng.normal(size=(4000, d)) @ rng.normal(scale=0.4, size=(d, d))
+    fake = rng.normal(loc=0.2, size=(n, d)) @ rng.normal(scale=0.4, size=(d, d))
+    mu_r, sig_r = stats(real)
+    evals, evecs = np.linalg.eigh(sig_r)
+    ref = {"mu": mu_r, "sigma_sqrt": (evecs * np.sqrt(evals.clip(min=0))) @ evecs.T, "sigma_trace": np.trace(sig_r)}
+    expected = calculate_frechet_distance(*stats(fake), mu_r, sig_r)
+    assert nb["frechet_to_reference"](*stats(fake), ref) == pytest.approx(expected, rel=1e-4, abs=1e-3)
+
+
+def test_fid_bootstrap_interval_brackets_the_estimate_and_shrinks_with_n(nb):
+    gen = torch.Generator().manual_seed(0)
+    d = 16
+    real = torch.randn(5000, d, generator=gen, dtype=torch.float64)
+    mu, sigma = nb["gaussian_stats"](real)
+    evals, evecs = np.linalg.eigh(sigma)
+    ref = {"mu": mu, "sigma_sqrt": (evecs * np.sqrt(evals)) @ evecs.T, "sigma_trace": np.trace(sigma)}
+    widths = []
+    for n in (300, 3000):
+        fake = torch.randn(n, d, generator=gen, dtype=torch.float64) * 1.2 + 0.3
+        fid = nb["frechet_distance"](*nb["gaussian_stats"](fake), mu, sigma)
+        low, high = nb["fid_bootstrap"](fake, ref, n_boot=200, seed=1)
+        assert low < fid * 1.05 and high > fid * 0.95 and low < high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2  # ~1/sqrt(N): ten times the samples, about a third of the width
+    assert nb["fid_bootstrap"](fake, ref, 50, seed=3) == nb["fid_bootstrap"](fake, ref, 50, seed=3)  # seeded
+
+
+def test_fid_verdict_reads_the_intervals(nb):
+    a, b, c = {"fid_low": 1, "fid_high": 2}, {"fid_low": 3, "fid_high": 4}, {"fid_low": 1.5, "fid_high": 3.5}
+    assert nb["fid_verdict"](a, b) == "lower" and nb["fid_verdict"](b, a) == "higher"
+    assert nb["fid_verdict"](a, c) == "indistinguishable"
 
 
 def test_frechet_distance_of_a_set_with_itself_is_zero(nb):
