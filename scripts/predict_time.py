@@ -33,11 +33,12 @@ from notebook_defs import NOTEBOOK, load_definitions  # noqa: E402
 
 # Sustained rates. T4: fp16 tensor cores 65 TFLOP/s peak, about 24 measured by cuBLAS under its 70 W cap;
 # fp32 8.1 peak (no TF32), fp64 1/32 of fp32; 320 GB/s. H100 SXM: bf16 dense as the committed run measured
-# it (792.6), TF32 half of that, fp64 67; 3.35 TB/s. Launch cost per eager op (host side): the H100 figure
-# is fitted to the committed run's DDPM training step (see --fit), Colab's 2-vCPU host taken as 1.5x slower.
+# it (792.6), TF32 half of that, fp64 67; 3.35 TB/s. Both at 80% of the peak bandwidth. Launch cost per eager op
+# (host side): fitted to the committed H100 render's DDPM training step (launch-bound there), read from its
+# printed output; Colab's 2-vCPU host is taken as 1.5x slower than the H100 machine's.
 DEVICES = {
-    "T4": {"flops": {"half": 24e12, "fp32": 6e12, "fp64": 0.25e12}, "bandwidth": 320e9 * 0.8, "launch": 1.5 * 22e-6},
-    "H100": {"flops": {"half": 792.6e12, "fp32": 396e12, "fp64": 67e12}, "bandwidth": 3.35e12 * 0.8, "launch": 22e-6},
+    "T4": {"flops": {"half": 24e12, "fp32": 6e12, "fp64": 0.25e12}, "bandwidth": 320e9 * 0.8, "launch_vs_h100": 1.5},
+    "H100": {"flops": {"half": 792.6e12, "fp32": 396e12, "fp64": 67e12}, "bandwidth": 3.35e12 * 0.8, "launch_vs_h100": 1.0},
 }
 COMPUTE_OPS = ("convolution", "addmm", "mm", "bmm", "_scaled_dot_product", "native_group_norm", "native_layer_norm",
                "cdist", "_cdist_forward", "topk", "linalg")
@@ -97,9 +98,11 @@ def unit_ops(nb, cfg, eval_n=256):
     gstep(torch.arange(256), 1)
     units["gan_step"] = (count(lambda: gstep(torch.arange(256), 2)), 1)
     b = cfg["sample_batch"]
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: under it, convolutions reach the dispatch mode as ops the FLOP registry lacks
         unet = nb["UNet"](cfg["unet_ch"]).eval()
         units["unet_forward"] = (count(lambda: nb["predict_noise"](unet, torch.randn(b, 1, 28, 28), T // 2, T, amp)), b)
+        units["unet_forward_eager"] = units["unet_forward"]
+        units["unet_pass_small"] = (count(lambda: nb["predict_noise"](unet, torch.randn(16, 1, 28, 28), T // 2, T, amp)), 1)
         ld = nb["LatentDenoiser"](16).eval()
         units["ld_forward"] = (count(lambda: nb["predict_noise"](ld, torch.randn(5000, 16), T // 2, T, torch.float32)), 5000)
         units["vae_decode"] = (count(lambda: vae.decode(torch.randn(5000, 16))), 5000)
@@ -107,32 +110,35 @@ def unit_ops(nb, cfg, eval_n=256):
     clf = nb["DigitClassifier"]().eval()
     ref = nb["build_reference"](clf, torch.rand(10000, 28, 28), torch.rand(60000, 28, 28), n_memo=min(cfg["n_eval"], 2000))
     images = torch.rand(eval_n, 28, 28)
-    ops = count(lambda: nb["evaluate"](images, ref, cfg["n_boot"], 0))
+    ops = count(lambda: nb["evaluate"](images, ref, cfg.get("n_boot", 0), 0))  # the committed render had no bootstrap
     units["eval_image"] = (ops, eval_n)
     return units
 
 
-def unit_seconds(ops, per, device, compiled=False):
-    """Roofline per op, summed, against the host's launch cost; per image or per step."""
+def unit_seconds(ops, per, device, launch, compiled=False):
+    """Roofline per op, summed, against the host's launch cost (seconds per op); per image or per step."""
     dev = DEVICES[device]
     if compiled:
         ops = [o for o in ops if o["compute"]]
     device_time = sum(max(o["flops"] / dev["flops"][o["kind"]], o["bytes"] / dev["bandwidth"]) for o in ops)
-    return max(device_time, len(ops) * dev["launch"]) / per
+    return max(device_time, len(ops) * launch) / per
 
 
-def measured_sections(notebook):
-    """The committed render's timing table and profile, read from its outputs (no numbers typed here)."""
+def measured_run(notebook):
+    """From the committed render's outputs (no numbers typed here): its printed profile configuration,
+    its timing table, its main DDPM's training (steps, batch, seconds) and its compile time."""
     cells = json.loads(Path(notebook).read_text())["cells"]
     text = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
     cfg_line = re.search(r"clf_epochs=.*", text).group(0)
     table = dict(re.findall(r"^(Q1 VAE|Q2 DDPM|Q3 GAN and latent diffusion)\s+(?:[\d.]+\s+)?([\d.]+)", text, re.M))
-    return cfg_line, {k: float(v) for k, v in table.items()}
+    steps, batch, secs = re.search(r"ddpm_linear_T1000: [\d,]+ params, (\d+) steps x (\d+) in ([\d.]+) s", text).groups()
+    compile_s = float(re.search(r"torch.compile of the sampling U-Net: ([\d.]+) s", text).group(1))
+    return cfg_line, {k: float(v) for k, v in table.items()}, (int(steps), int(batch), float(secs)), compile_s
 
 
-def forecast(nb, cfg, device, compiled, units_ops):
-    secs = {u: unit_seconds(ops, per, device, compiled=compiled and u == "unet_forward") for u, (ops, per) in units_ops.items()}
-    return secs, nb["forecast_seconds"](nb["section_workload"](cfg), secs)
+def forecast(nb, cfg, device, compiled, units_ops, launch, **workload_args):
+    secs = {u: unit_seconds(ops, per, device, launch, compiled=compiled and u == "unet_forward") for u, (ops, per) in units_ops.items()}
+    return secs, nb["forecast_seconds"](nb["section_workload"](cfg, **workload_args), secs)
 
 
 def main():
@@ -143,33 +149,44 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(2)
     nb = load_definitions("smoke")
+
+    # the committed H100 render: its configuration, its section times, and its launch-bound DDPM step
+    cfg_line, measured, (h_steps, h_batch, h_secs), compile_h100 = measured_run(NOTEBOOK)
+    full_cfg = {k: eval(v) for k, v in (kv.split("=", 1) for kv in re.split(r", (?=\w+=)", cfg_line))}  # noqa: S307
+    h_units = unit_ops(nb, full_cfg)
+    launches = len(h_units["unet_step"][0])
+    launch_h100 = h_secs / h_steps / launches
+    print(f"H100 launch cost: {h_secs / h_steps * 1e3:.1f} ms per DDPM step (batch {h_batch}) / {launches} launches "
+          f"= {launch_h100 * 1e6:.1f} us per op (fitted to the committed render)")
+
     info = {"type": "cuda", "name": args.device, "capability": (7, 5) if args.device == "T4" else (9, 0)}
     _, cfg, _ = nb["resolve_profile"](args.profile, info)
     units_ops = unit_ops(nb, cfg)
-    print(f"per unit: GFLOP, MB moved, launches (counted on the CPU, bf16 autocast for the U-Net); profile {args.profile}")
+    print(f"\nper unit, profile {args.profile}: GFLOP, MB moved, launches (counted on the CPU, bf16 autocast for the U-Net)")
     for u, (ops, per) in units_ops.items():
         print(f"  {u:13s} per {'image' if per > 1 else 'step '}: {sum(o['flops'] for o in ops) / per / 1e9:9.4f} GFLOP "
               f"{sum(o['bytes'] for o in ops) / per / 1e6:9.3f} MB {len(ops) / per:9.2f} launches")
-    secs, fc = forecast(nb, cfg, args.device, not args.eager, units_ops)
-    print(f"\nforecast on {args.device} ({'eager' if args.eager else 'compiled'} sampling U-Net), seconds per unit:")
+    launch = launch_h100 * DEVICES[args.device]["launch_vs_h100"]
+    secs, fc = forecast(nb, cfg, args.device, not args.eager, units_ops, launch)
+    if not args.eager:  # compiling runs on the host: the H100 machine's measured time, scaled like a launch
+        fc["Q2 DDPM"] += compile_h100 * DEVICES[args.device]["launch_vs_h100"]
+    compile_s = compile_h100 * DEVICES[args.device]["launch_vs_h100"]
+    how = "eager sampling U-Net" if args.eager else f"compiled sampling U-Net; compiling: {compile_s:.0f} s in Q2"
+    print(f"\nforecast on {args.device} ({how}), seconds per unit:")
     print("  " + ", ".join(f"{u} {s * 1e3:.3g} ms" for u, s in secs.items()))
     for section, s in fc.items():
         print(f"  {section:30s}{s:8.0f} s")
     total = sum(fc.values())
-    print(f"  {'sections above':30s}{total:8.0f} s = {total / 60:.1f} min, plus setup, the yardstick and Q3's plots "
-          f"(under a minute together on a GPU)")
+    print(f"  {'sections above':30s}{total:8.0f} s = {total / 60:.1f} min, plus setup, the yardstick and Q3's plots")
 
-    # The check: the same method, applied to the H100 and the committed full render's own configuration
-    cfg_line, measured = measured_sections(NOTEBOOK)
-    committed = {k: v for k, v in (kv.split("=", 1) for kv in re.split(r", (?=\w+=)", cfg_line))}
-    full_cfg = {k: eval(v) for k, v in committed.items()}  # noqa: S307 - the notebook's own printed config
-    h_units = unit_ops(nb, full_cfg)
-    _, h_fc = forecast(nb, full_cfg, "H100", True, h_units)
-    print(f"\ncheck on the committed full render (H100, compiled sampling; config as printed there): {cfg_line[:80]}...")
-    print(f"  {'section':30s}{'forecast s':>11s}{'measured s':>11s}{'ratio':>8s}")
+    _, h_fc = forecast(nb, full_cfg, "H100", True, h_units, launch_h100, fresh_chain_model=False)  # as that render ran
+    h_fc["Q2 DDPM"] += compile_h100
+    print(f"\ncheck: the same method on the H100, with the committed full render's configuration ({cfg_line[:60]}...)")
+    print(f"  {'section':30s}{'forecast s':>11s}{'measured s':>11s}{'measured/forecast':>19s}")
     for section, m in measured.items():
-        print(f"  {section:30s}{h_fc[section]:11.1f}{m:11.1f}{m / h_fc[section]:8.2f}")
-    print("  (the committed render trained 4 chain-length models, not 5, and 12 VAE epochs; the forecast counts today's code)")
+        print(f"  {section:30s}{h_fc[section]:11.1f}{m:11.1f}{m / h_fc[section]:19.2f}")
+    total_f, total_m = sum(h_fc[k] for k in measured), sum(measured.values())
+    print(f"  {'three sections':30s}{total_f:11.1f}{total_m:11.1f}{total_m / total_f:19.2f}")
 
 
 if __name__ == "__main__":
