@@ -17,6 +17,7 @@ launches are those ops alone.
     python3 scripts/predict_time.py --profile t4 --device T4
 """
 import argparse
+import ast
 import json
 import re
 import sys
@@ -94,7 +95,7 @@ def unit_ops(nb, cfg, eval_n=256):
     units["vae_step"] = (count(lambda: vstep(torch.arange(cfg["vae_batch"]), 2)), 1)
     G, D = nb["DCGenerator"](), nb["DCDiscriminator"]()
     gstep = nb["make_gan_step"](G, D, torch.optim.Adam(G.parameters(), foreach=True), torch.optim.Adam(D.parameters(), foreach=True),
-                                nb["to_signed"](data).squeeze(1).unsqueeze(1))
+                                nb["to_signed"](data))
     gstep(torch.arange(256), 1)
     units["gan_step"] = (count(lambda: gstep(torch.arange(256), 2)), 1)
     b = cfg["sample_batch"]
@@ -152,7 +153,7 @@ def main():
 
     # the committed H100 render: its configuration, its section times, and its launch-bound DDPM step
     cfg_line, measured, (h_steps, h_batch, h_secs), compile_h100 = measured_run(NOTEBOOK)
-    full_cfg = {k: eval(v) for k, v in (kv.split("=", 1) for kv in re.split(r", (?=\w+=)", cfg_line))}  # noqa: S307
+    full_cfg = {k: ast.literal_eval(v) for k, v in (kv.split("=", 1) for kv in re.split(r", (?=\w+=)", cfg_line))}
     h_units = unit_ops(nb, full_cfg)
     launches = len(h_units["unet_step"][0])
     launch_h100 = h_secs / h_steps / launches
@@ -166,11 +167,11 @@ def main():
     for u, (ops, per) in units_ops.items():
         print(f"  {u:13s} per {'image' if per > 1 else 'step '}: {sum(o['flops'] for o in ops) / per / 1e9:9.4f} GFLOP "
               f"{sum(o['bytes'] for o in ops) / per / 1e6:9.3f} MB {len(ops) / per:9.2f} launches")
-    launch = launch_h100 * DEVICES[args.device]["launch_vs_h100"]
-    secs, fc = forecast(nb, cfg, args.device, not args.eager, units_ops, launch)
-    if not args.eager:  # compiling runs on the host: the H100 machine's measured time, scaled like a launch
-        fc["Q2 DDPM"] += compile_h100 * DEVICES[args.device]["launch_vs_h100"]
-    compile_s = compile_h100 * DEVICES[args.device]["launch_vs_h100"]
+    host_scale = DEVICES[args.device]["launch_vs_h100"]
+    secs, fc = forecast(nb, cfg, args.device, not args.eager, units_ops, launch_h100 * host_scale)
+    compile_s = compile_h100 * host_scale  # compiling runs on the host: the H100 machine's measured time, scaled like a launch
+    if not args.eager:
+        fc["Q2 DDPM"] += compile_s
     how = "eager sampling U-Net" if args.eager else f"compiled sampling U-Net; compiling: {compile_s:.0f} s in Q2"
     print(f"\nforecast on {args.device} ({how}), seconds per unit:")
     print("  " + ", ".join(f"{u} {s * 1e3:.3g} ms" for u, s in secs.items()))

@@ -84,29 +84,34 @@ def test_frechet_to_reference_matches_frechet_distance(nb, n):
     d = 64
     real = rng.normal(size=(4000, d)) @ rng.normal(scale=0.4, size=(d, d))
     fake = rng.normal(loc=0.2, size=(n, d)) @ rng.normal(scale=0.4, size=(d, d))
-    mu_r, sig_r = stats(real)
-    evals, evecs = np.linalg.eigh(sig_r)
-    ref = {"mu": mu_r, "sigma_sqrt": (evecs * np.sqrt(evals.clip(min=0))) @ evecs.T, "sigma_trace": np.trace(sig_r)}
-    expected = calculate_frechet_distance(*stats(fake), mu_r, sig_r)
+    ref = nb["reference_stats"](torch.from_numpy(real))
+    expected = calculate_frechet_distance(*stats(fake), *stats(real))
     assert nb["frechet_to_reference"](*stats(fake), ref) == pytest.approx(expected, rel=1e-4, abs=1e-3)
+    # the cached square root is a true symmetric square root of the covariance
+    assert np.allclose(ref["sigma_sqrt"] @ ref["sigma_sqrt"], ref["sigma"], atol=1e-8)
 
 
-def test_fid_bootstrap_interval_brackets_the_estimate_and_shrinks_with_n(nb):
+def test_fid_halfwidth_shrinks_like_one_over_sqrt_n_and_is_seeded(nb):
     gen = torch.Generator().manual_seed(0)
     d = 16
-    real = torch.randn(5000, d, generator=gen, dtype=torch.float64)
-    mu, sigma = nb["gaussian_stats"](real)
-    evals, evecs = np.linalg.eigh(sigma)
-    ref = {"mu": mu, "sigma_sqrt": (evecs * np.sqrt(evals)) @ evecs.T, "sigma_trace": np.trace(sigma)}
+    ref = nb["reference_stats"](torch.randn(5000, d, generator=gen, dtype=torch.float64))
     widths = []
     for n in (300, 3000):
         fake = torch.randn(n, d, generator=gen, dtype=torch.float64) * 1.2 + 0.3
-        fid = nb["frechet_distance"](*nb["gaussian_stats"](fake), mu, sigma)
-        low, high = nb["fid_bootstrap"](fake, ref, n_boot=200, seed=1)
-        assert low < fid * 1.05 and high > fid * 0.95 and low < high
-        widths.append(high - low)
+        fid = nb["frechet_distance"](*nb["gaussian_stats"](fake), ref["mu"], ref["sigma"])
+        half = nb["fid_halfwidth"](fake, ref, n_boot=200, seed=1)
+        assert 0 < half < fid  # the FID of a shifted, widened Gaussian is well resolved at these N
+        widths.append(half)
     assert widths[1] < widths[0] / 2  # ~1/sqrt(N): ten times the samples, about a third of the width
-    assert nb["fid_bootstrap"](fake, ref, 50, seed=3) == nb["fid_bootstrap"](fake, ref, 50, seed=3)  # seeded
+    assert nb["fid_halfwidth"](fake, ref, 50, seed=3) == nb["fid_halfwidth"](fake, ref, 50, seed=3)  # seeded
+
+
+def test_evaluate_centres_the_interval_on_its_own_fid(nb, mnist, yardstick):
+    _, ref = yardstick
+    m = nb["evaluate"](mnist["train"][0][20000:20300], ref, n_boot=30, seed=0)
+    assert m["fid_low"] < m["fid"] < m["fid_high"]
+    assert m["fid"] - m["fid_low"] == pytest.approx(m["fid_high"] - m["fid"], rel=1e-9)
+    assert "fid_low" not in nb["evaluate"](mnist["train"][0][20000:20300], ref)  # no bootstrap asked, none done
 
 
 def test_fid_verdict_reads_the_intervals(nb):
