@@ -47,7 +47,7 @@ for ch in (32, 48):
         model.eval()
         x = torch.randn(2500, 1, 28, 28, device=dev)
         with torch.inference_mode():
-            s = timeit(lambda: nb["predict_noise"](model, x, 500, 1000, amp), 3, 10)
+            s = timeit(lambda: nb["predict_noise"](model, x, 500, sched, amp), 3, 10)
         print(f"ch={ch} {layout:14s} sample fwd batch 2500: {s * 1e3:6.1f} ms "
               f"{flops * 2500 / s / 1e12:6.1f} TFLOP/s -> 10k x 1000 steps {s * 4 * 1000:.0f} s")
 # torch.compile of the sampling forward (fixed shape)
@@ -56,10 +56,10 @@ t0 = time.perf_counter()
 cmodel = torch.compile(model)
 x = torch.randn(2500, 1, 28, 28, device=dev)
 with torch.inference_mode():
-    nb["predict_noise"](cmodel, x, 500, 1000, amp)
+    nb["predict_noise"](cmodel, x, 500, sched, amp)
     torch.cuda.synchronize()
     print(f"compile: {time.perf_counter() - t0:.1f} s")
-    s = timeit(lambda: nb["predict_noise"](cmodel, x, 500, 1000, amp), 3, 10)
+    s = timeit(lambda: nb["predict_noise"](cmodel, x, 500, sched, amp), 3, 10)
 print(f"ch=32 channels_last compiled sample fwd batch 2500: {s * 1e3:6.1f} ms -> 10k x 1000 steps {s * 4 * 1000:.0f} s")
 # small-model step overhead: one VAE step
 vae = nb["ConvVAE"](16).to(dev)

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 
 def test_reparameterize_passes_gradients_to_mu_and_logvar(nb):
@@ -112,6 +113,8 @@ def test_sampling_with_a_perfect_denoiser_recovers_the_data_point(nb):
     ab = sched["alpha_bar"].float()
 
     class Oracle(torch.nn.Module):
+        target = "eps"
+
         def forward(self, x, t):
             a = ab[(t * 100 / 1000).round().long()].view(-1, 1, 1, 1)
             return (x - a.sqrt() * target) / (1 - a).sqrt()
@@ -159,21 +162,31 @@ def test_linear_schedule_refuses_a_chain_too_short_for_its_betas(nb):
         nb["make_schedule"]("linear", 10)
 
 
-def test_generate_pads_batches_for_a_fixed_shape_and_returns_exactly_n(nb):
+def test_sampler_pads_batches_for_a_compiled_carrier_and_returns_exactly_n(nb):
     sched = nb["make_schedule"]("linear", 100)
     target = torch.rand(1, 1, 28, 28) * 1.6 - 0.8
     ab = sched["alpha_bar"].float()
     shapes = set()
 
     class Oracle(torch.nn.Module):
+        target, config = "eps", {"class": "Oracle"}
+
         def forward(self, x, t):
             shapes.add(x.shape[0])
             a = ab[(t * 100 / 1000).round().long()].view(-1, 1, 1, 1)
             return (x - a.sqrt() * target) / (1 - a).sqrt()
 
-    out = nb["generate"](Oracle(), sched, 7, 10, "ddim", batch=4, fixed_batch=True)
-    assert out.shape == (7, 28, 28) and shapes == {4}
+    carrier = Oracle()
+    out = nb["DDPMSampler"](Oracle(), sched, 10, "ddim", fast=(carrier, carrier), batch=4)(7, 0)
+    assert out.shape == (7, 28, 28) and shapes == {4}  # 4 + 3 padded to 4
     assert torch.allclose(out, nb["to_unit"](target).expand(7, 28, 28), atol=1e-4)
+    shapes.clear()
+    nb["DDPMSampler"](Oracle(), sched, 10, "ddim", batch=4)(7, 0)
+    assert shapes == {4, 3}  # eagerly, no padding
+    other = Oracle()
+    other.config = {"class": "Other"}
+    with pytest.raises(ValueError, match="compiled carrier"):
+        nb["DDPMSampler"](other, sched, 10, "ddim", fast=(carrier, carrier), batch=4)(7, 0)
 
 
 def test_section_workload_counts_follow_the_profile(nb):
@@ -198,3 +211,156 @@ def test_calibration_times_every_unit_the_workload_uses(nb, mnist):
     units = nb["calibrate_units"](cfg, mnist["train"][0][:512], None, torch.float32, reps=1)
     needed = {u for section in nb["section_workload"](cfg).values() for u in section} - {"eval_image"}
     assert needed <= set(units) and all(0 < units[u] < 60 for u in needed)
+
+
+def test_diffusion_step_matches_the_loss_written_out(nb):
+    """One training step of a latent-diffusion MLP on (B, d) codes, for each target and weighting: the loss
+    it returns is the formula computed independently with the same t and noise, and the EMA moves by
+    (1 - decay) towards the updated weights."""
+    sched = nb["make_schedule"]("linear", 1000)
+    ab = sched["alpha_bar"].float()
+    codes = torch.randn(64, 4)
+    for target, gamma in (("eps", None), ("v", None), ("eps", 5.0), ("v", 5.0)):
+        model = nb["new_model"](nb["LatentDenoiser"], 0, 4, 16, 1)
+        model.target = target
+        ema = nb["copy"].deepcopy(model).requires_grad_(False)
+        start = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        step = nb["make_ddpm_step"](model, ema, opt, nb["warmup_cosine"](opt, 10, 0), torch.amp.GradScaler("cpu", enabled=False),
+                                    codes, sched, 0.9, torch.float32, gamma)
+        idx = torch.arange(16)
+        torch.manual_seed(3)
+        t, noise = torch.randint(0, 1000, (16,)), torch.randn(16, 4)
+        a = ab[t][:, None]
+        x_t = a.sqrt() * codes[idx] + (1 - a).sqrt() * noise
+        with torch.no_grad():
+            out = model(x_t, t.float())
+        want = noise if target == "eps" else a.sqrt() * noise - (1 - a).sqrt() * codes[idx]
+        per = (out - want).pow(2).mean(1)
+        if gamma is not None:
+            snr = (a / (1 - a))[:, 0]
+            per = per * snr.clamp(max=gamma) / (snr + (target == "v"))
+        torch.manual_seed(3)
+        loss = step(idx, 1)["loss"]
+        assert loss.item() == pytest.approx(per.mean().item(), rel=1e-5), (target, gamma)
+        decay = nb["ema_decay"](1, 0.9)  # the warm-up: (1 + 1) / (10 + 1)
+        for p0, p, e in zip(start, model.parameters(), ema.parameters()):
+            assert torch.allclose(e, p0 + (1 - decay) * (p - p0), atol=1e-6) and not torch.equal(p, p0)
+
+
+def test_v_prediction_gives_back_eps(nb):
+    """predict_noise turns a v-model's output into eps: a model that outputs the true v returns the true eps."""
+    sched = nb["make_schedule"]("linear", 1000)
+    ab = sched["alpha_bar"].float()
+    x0, eps = torch.randn(3, 1, 28, 28), torch.randn(3, 1, 28, 28)
+    t = 400
+    x_t = ab[t].sqrt() * x0 + (1 - ab[t]).sqrt() * eps
+
+    class TrueV(torch.nn.Module):
+        target = "v"
+
+        def forward(self, x, tt):
+            return ab[t].sqrt() * eps - (1 - ab[t]).sqrt() * x0
+
+    assert torch.allclose(nb["predict_noise"](TrueV(), x_t, t, sched, torch.float32), eps, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown prediction target"):
+        nb["UNet"](ch=8, target="x0")
+
+
+def test_gan_step_trains_each_player_on_its_own_loss(nb):
+    """D's step uses the logistic loss on real vs (detached) fake images with the weights before the update;
+    with G's learning rate 0, G does not move, so D's loss sends no update into G; G's loss is the
+    non-saturating -log D(G(z)) under the updated D."""
+    G = nb["new_model"](nb["DCGenerator"], 0, 8, 8)
+    D = nb["new_model"](nb["DCDiscriminator"], 0, 8)
+    data = torch.rand(32, 1, 28, 28) * 2 - 1
+    g_before, d_before = nb["copy"].deepcopy(G), nb["copy"].deepcopy(D)
+    step = nb["make_gan_step"](G, D, torch.optim.SGD(G.parameters(), lr=0.0), torch.optim.SGD(D.parameters(), lr=0.05), data)
+    idx = torch.arange(16)
+    torch.manual_seed(7)
+    fake = g_before.train()(torch.randn(16, 8))
+    d_ref = F.softplus(-d_before.train()(data[idx])).mean() + F.softplus(d_before(fake)).mean()
+    torch.manual_seed(7)
+    out = step(idx, 1)
+    assert out["d_loss"].item() == pytest.approx(d_ref.item(), rel=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(G.parameters(), g_before.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(D.parameters(), d_before.parameters()))
+    assert out["g_loss"].item() == pytest.approx(F.softplus(-D(fake)).mean().item(), rel=1e-5)
+
+
+def test_ddim_inversion_then_generation_returns_the_input(nb):
+    """For data x0 ~ N(0, s^2 I) the optimal noise predictor is linear, eps(x_t) = sqrt(1 - abar) x_t /
+    (abar s^2 + 1 - abar); DDIM (eta = 0) is then a deterministic, invertible map, and inverting an input
+    and generating from the result must return that input, up to a discretisation error that halves when
+    the steps double (first order)."""
+    sched = nb["make_schedule"]("linear", 1000)
+    ab, s = sched["alpha_bar"].float(), 0.2  # s = 0.2: the input stays inside the sampler's [-1, 1] clip
+
+    class Oracle(torch.nn.Module):
+        target = "eps"
+
+        def forward(self, x, t):
+            a = ab[t.round().long()].view(-1, 1, 1, 1)
+            return (1 - a).sqrt() * x / (a * s * s + 1 - a)
+
+    torch.manual_seed(0)
+    x0 = torch.randn(4, 1, 28, 28) * s
+    errors = {}
+    for steps in (50, 200):
+        x_T = nb["ddim_invert"](Oracle(), sched, x0, steps, amp_dtype=torch.float32)
+        assert 0.8 < x_T.std().item() < 1.2  # a noise-like code, not the input
+        back, _ = nb["sample"](Oracle(), sched, x_T, steps, "ddim", amp_dtype=torch.float32)
+        errors[steps] = ((back - x0).norm() / x0.norm()).item()
+    assert errors[200] < 0.08 and errors[200] < 0.4 * errors[50], errors
+    other, _ = nb["sample"](Oracle(), sched, torch.randn_like(x_T), 200, "ddim", amp_dtype=torch.float32)
+    assert ((other - x0).norm() / x0.norm()).item() > 1  # another code gives another image
+
+
+def test_every_sampler_and_a_figure_repeat_for_the_same_seed(nb, tmp_path, monkeypatch):
+    monkeypatch.setitem(nb, "FIG_DIR", tmp_path)
+    sched = nb["make_schedule"]("linear", 100)
+    vae = nb["new_model"](nb["ConvVAE"], 0, 4, 4, 8)
+    unet = nb["new_model"](nb["UNet"], 0, 8)
+    torch.nn.init.normal_(unet.out[-1].weight, std=0.1)
+    ld = nb["new_model"](nb["LatentDenoiser"], 0, 4, 16, 1)
+    draws = {"vae": lambda n, seed: nb["vae_samples"](vae, n, seed),
+             "gan": lambda n, seed: nb["gan_samples"](nb["new_model"](nb["DCGenerator"], 0, 8, 8), n, seed),
+             "ddpm": nb["DDPMSampler"](unet, sched, 5, "ddpm"),
+             "latent diffusion": lambda n, seed: nb["ld_samples"](ld, vae, sched, 5, n, seed)}
+    for name, draw in draws.items():
+        a, b, c = draw(3, 11), draw(3, 11), draw(3, 12)
+        assert a.shape == (3, 28, 28) and torch.equal(a, b) and not torch.equal(a, c), name
+    pngs = []
+    for _ in range(2):
+        nb["reverse_process_figure"](draws["ddpm"], 2, 3, 5, "test", "repeat")
+        pngs.append((tmp_path / "repeat.png").read_bytes())
+    assert pngs[0] == pngs[1]
+
+
+def test_checkpoint_key_covers_constructor_and_optimiser_arguments(nb, tmp_path, monkeypatch):
+    """Change any one argument and train_or_load trains again (a new checkpoint file); change nothing and it loads."""
+    monkeypatch.setitem(nb, "CKPT_DIR", tmp_path)
+    images, labels = torch.rand(64, 28, 28), torch.randint(0, 10, (64,))
+
+    def trained(family, **over):
+        before = set(tmp_path.iterdir())
+        if family == "vae":
+            a = {"latent_dim": 2, "width": 4, "hidden": 8, "lr": 1e-3, **over}
+            nb["train_vae"]("k", nb["new_model"](nb["ConvVAE"], 0, a["latent_dim"], a["width"], a["hidden"]), images, 2, 16, 0,
+                            lr=a["lr"])
+        elif family == "gan":
+            a = {"z_dim": 8, "width": 8, "lr": 2e-4, "betas": (0.5, 0.999), **over}
+            models = nb["new_model"](nb["DCGenerator"], 0, a["z_dim"], a["width"]), nb["new_model"](nb["DCDiscriminator"], 0, a["width"])
+            nb["train_gan"]("k", models, images[:, None] * 2 - 1, 2, 16, 0, lr=a["lr"], betas=a["betas"])
+        else:
+            a = {"width": 4, "label_smoothing": 0.05, "max_shift": 2, **over}
+            nb["train_classifier"]("k", nb["new_model"](nb["DigitClassifier"], 0, a["width"]), (images, labels), 2, 16, 0,
+                                   lr=1e-3, label_smoothing=a["label_smoothing"], max_shift=a["max_shift"])
+        return len(set(tmp_path.iterdir()) - before) == 1
+
+    for family, changes in (("vae", [{"latent_dim": 3}, {"width": 5}, {"hidden": 9}, {"lr": 2e-3}]),
+                            ("gan", [{"z_dim": 9}, {"width": 9}, {"lr": 1e-4}, {"betas": (0.0, 0.9)}]),
+                            ("clf", [{"width": 5}, {"label_smoothing": 0.0}, {"max_shift": 1}])):
+        assert trained(family) and not trained(family), family  # first trains, then loads
+        for change in changes:
+            assert trained(family, **change), (family, change)

@@ -159,7 +159,9 @@ def yardstick(nb, mnist):
     """A smoke-profile classifier (the notebook's own training function) and its reference statistics."""
     x_train, y_train = mnist["train"]
     x_test, _ = mnist["test"]
-    clf, _ = nb["train_classifier"](x_train[:8000], y_train[:8000], epochs=1, seed=0)
+    clf, _ = nb["train_classifier"]("classifier", nb["new_model"](nb["DigitClassifier"], 0), (x_train[:8000], y_train[:8000]),
+                                    8000 // 128, 128, 0, lr=nb["CLF_LR"], label_smoothing=nb["CLF_LABEL_SMOOTHING"],
+                                    max_shift=nb["CLF_MAX_SHIFT"])
     return clf, nb["build_reference"](clf, x_test, x_train, n_memo=200)
 
 
