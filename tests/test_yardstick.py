@@ -179,8 +179,11 @@ def test_metrics_move_the_right_way_when_images_degrade(nb, mnist, yardstick):
     noisy = nb["evaluate"]((real + 0.5 * torch.randn_like(real)).clamp(0, 1), ref)
     for degraded in (blurred, noisy):
         assert degraded["fid"] > 2 * clean["fid"] + 1.0
-        assert degraded["precision"] < clean["precision"]
-        assert degraded["density"] < clean["density"]
+        assert degraded["density"] < clean["density"] and degraded["coverage"] < clean["coverage"]
+        assert degraded["recall"] < clean["recall"]
+    # k-NN precision alone can stay high for a set squeezed into one dense region (a blur does that: its
+    # recall and coverage collapse); density and coverage are the fix Naeem et al. proposed, checked above.
+    assert noisy["precision"] < clean["precision"]
     assert clean["class_kl_uniform"] < 0.05 and sum(clean["class_hist"]) == 1000
 
 
