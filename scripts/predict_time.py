@@ -80,7 +80,8 @@ def unit_ops(nb, cfg, eval_n=256):
     data = torch.rand(max(4096, cfg["ddpm_batch"]), 28, 28)
     sched = nb["make_schedule"]("linear", T)
     units = {}
-    for name, model, x, batch, dtype in (("unet_step", nb["UNet"](cfg["unet_ch"]), nb["to_signed"](data), cfg["ddpm_batch"], amp),
+    unet_args = {"ch": cfg["unet_ch"], "attn_levels": cfg["unet_attn"], "dropout": cfg["unet_dropout"], "target": cfg["ddpm_target"]}
+    for name, model, x, batch, dtype in (("unet_step", nb["UNet"](**unet_args), nb["to_signed"](data), cfg["ddpm_batch"], amp),
                                          ("ld_step", nb["LatentDenoiser"](16), torch.randn(4096, 16), 1024, torch.float32)):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
         ema = nb["copy"].deepcopy(model).requires_grad_(False)
@@ -100,7 +101,7 @@ def unit_ops(nb, cfg, eval_n=256):
     units["gan_step"] = (count(lambda: gstep(torch.arange(256), 2)), 1)
     b = cfg["sample_batch"]
     with torch.no_grad():  # not inference_mode: under it, convolutions reach the dispatch mode as ops the FLOP registry lacks
-        unet = nb["UNet"](cfg["unet_ch"]).eval()
+        unet = nb["UNet"](**unet_args).eval()
         units["unet_forward"] = (count(lambda: nb["predict_noise"](unet, torch.randn(b, 1, 28, 28), T // 2, sched, amp)), b)
         units["unet_pass_small"] = (count(lambda: nb["predict_noise"](unet, torch.randn(16, 1, 28, 28), T // 2, sched, amp)), 1)
         ld = nb["LatentDenoiser"](16).eval()

@@ -149,6 +149,20 @@ def test_unet_shapes_and_zero_init(nb):
     assert all(p.grad is not None for p in net.parameters())
 
 
+def test_unet_dropout_knob_reaches_every_block_and_the_checkpoint_key(nb):
+    """The profile's unet_dropout: at 0 a training-mode forward pass is deterministic (the `cpu` recipe),
+    at 0.1 two passes differ; the rate is in UNet.config, which the checkpoint key hashes."""
+    x, t = torch.randn(4, 1, 28, 28), torch.tensor([10.0, 200.0, 500.0, 900.0])
+    outs = {}
+    for p in (0.0, 0.1):
+        net = nb["new_model"](nb["UNet"], 0, 8, attn_levels=(), dropout=p).train()
+        torch.nn.init.normal_(net.out[-1].weight)  # a non-zero output layer, so dropout shows in the output
+        outs[p] = net(x, t), net(x, t)
+        assert net.config["dropout"] == p
+        assert all(m.p == p for m in net.modules() if isinstance(m, torch.nn.Dropout))
+    assert torch.equal(*outs[0.0]) and not torch.allclose(*outs[0.1])
+
+
 def test_ema_update_and_warmup(nb):
     ema, p = [torch.zeros(3)], [torch.ones(3)]
     nb["ema_update"](ema, p, 0.9)

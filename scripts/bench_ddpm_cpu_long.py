@@ -1,0 +1,99 @@
+"""Full-length DDPM runs of the `cpu` profile's recipe and its variants (issue 12; a benchmark, not a test).
+
+bench_ddpm_recipe.py chose the recipe from 150-s runs. This script checks the choices that only show at the
+notebook's own length: each candidate is trained exactly as the notebook trains its main DDPM (train_ddpm
+with the profile's U-Net, batch, learning rate, warm-up and EMA), and its EMA weights are scored at the
+checkpoints on N = n_eval (500) samples of the notebook's headline sampler (ancestral, 100 steps) with the
+notebook's `cpu` yardstick (its classifier, trained as in the notebook), then on as many DDIM-25 samples.
+Every number is read at the same N as the real floor printed first.
+
+Usage: python3 scripts/bench_ddpm_cpu_long.py [candidate ...]   (default: all; about 45 min on 2 cores)
+Writes benchmarks/ddpm_cpu_long.md (the table) and benchmarks/ddpm_cpu_long.json (everything).
+"""
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from notebook_defs import load_definitions  # noqa: E402
+
+SAMPLE_STEPS, DDIM_STEPS = 100, 25
+nb = load_definitions("cpu")
+CFG, SEED, dev = nb["CFG"], nb["SEED"], nb["DEVICE"]
+BASE = {"T": CFG["ddpm_T"], "dropout": CFG["unet_dropout"], "steps": CFG["ddpm_steps"]}
+CANDIDATES = {
+    "issue-12 render: dropout 0.1, 3600 steps": {"dropout": 0.1, "steps": 3600},
+    "dropout 0, 3600 steps": {"dropout": 0.0, "steps": 3600},
+    "T 1000 (sampled on 100 respaced steps), dropout 0.1, 3600 steps": {"T": 1000, "dropout": 0.1, "steps": 3600},
+    "the cpu profile now": {},
+}
+chosen = sys.argv[1:] or list(CANDIDATES)
+unknown = set(chosen) - set(CANDIDATES)
+if unknown:
+    raise SystemExit(f"unknown candidates {sorted(unknown)}: choose from {list(CANDIDATES)}")
+
+mnist = nb["load_mnist"](str(ROOT / "data"), dev)
+(X, Y), (X_TEST, _) = mnist["train"], mnist["test"]
+DATA = nb["to_signed"](X)
+N = CFG["n_eval"]
+clf, _ = nb["train_classifier"]("classifier", nb["new_model"](nb["DigitClassifier"], SEED), (X, Y),
+                                CFG["clf_epochs"] * (len(X) // CFG["clf_batch"]), CFG["clf_batch"], SEED,
+                                lr=nb["scaled_lr"](nb["CLF_LR"], CFG["clf_batch"]), label_smoothing=nb["CLF_LABEL_SMOOTHING"],
+                                max_shift=nb["CLF_MAX_SHIFT"])
+ref = nb["build_reference"](clf, X_TEST, X, n_memo=N)
+nb["seed_everything"](SEED)
+floor = nb["evaluate_u8"](nb["to_uint8"](X[torch.randperm(len(X), device=dev)[:N]]), ref, CFG["n_boot"], SEED)
+KEYS = ("fid", "fid_low", "fid_high", "confident_frac", "class_kl_uniform", "precision", "recall")
+print(f"real floor at N={N}: " + ", ".join(f"{k} {floor[k]:.3f}" for k in KEYS), flush=True)
+
+
+def quality(model, noise_sched, steps, method):
+    images = nb["DDPMSampler"](model, noise_sched, steps, method, batch=CFG["sample_batch"])(N, SEED)
+    m = nb["evaluate_u8"](nb["to_uint8"](images), ref, CFG["n_boot"], SEED)  # as the notebook scores its samples
+    return {k: m[k] for k in KEYS}
+
+
+out = ROOT / "benchmarks"
+out.mkdir(exist_ok=True)
+meta = {"n_eval": N, "sample_steps": SAMPLE_STEPS, "ddim_steps": DDIM_STEPS, "floor": {k: floor[k] for k in KEYS}, "base": BASE,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__}
+results = {}
+for name in chosen:
+    r = {**BASE, **CANDIDATES[name]}
+    noise_sched = nb["make_schedule"]("linear", r["T"])
+    unet_args = {"ch": CFG["unet_ch"], "attn_levels": CFG["unet_attn"], "dropout": r["dropout"], "target": CFG["ddpm_target"]}
+    recipe = {"lr": CFG["ddpm_lr"], "warmup": CFG["ddpm_warmup"], "ema": CFG["ddpm_ema"], "min_snr_gamma": CFG["ddpm_min_snr"]}
+    t0 = time.perf_counter()
+    model, info = nb["train_ddpm"](f"bench_{len(results)}", nb["new_model"](nb["UNet"], SEED, **unet_args), DATA, r["steps"],
+                                   CFG["ddpm_batch"], SEED, noise_sched=noise_sched, **recipe,
+                                   checkpoints=sorted({r["steps"] // 2, r["steps"]}), retrain=True,
+                                   on_checkpoint=lambda m, i: quality(m, noise_sched, SAMPLE_STEPS, "ddpm"))
+    results[name] = {"recipe": r, "train_seconds": info["train_seconds"], "final_loss": info["history"]["loss"][-1],
+                     "points": {str(i): p for i, p in info["progress"].items()},
+                     "ddim": quality(model, noise_sched, DDIM_STEPS, "ddim"), "wall_seconds": time.perf_counter() - t0}
+    end = info["progress"][r["steps"]]
+    print(f"{name}: {r['steps']} steps in {info['train_seconds']:.1f} s | FID {end['fid']:.2f} conf {end['confident_frac']:.3f} "
+          f"KL {end['class_kl_uniform']:.4f} | DDIM-{DDIM_STEPS} FID {results[name]['ddim']['fid']:.2f}", flush=True)
+    (out / "ddpm_cpu_long.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))  # after every run
+
+lines = [f"# Full-length DDPM runs of the `cpu` recipe, scored at N = {N}", "",
+         f"{meta['machine']}, torch {torch.__version__}. Each run is the notebook's train_ddpm with the `cpu` profile's "
+         f"recipe ({', '.join(f'{k} {v}' for k, v in BASE.items())} unless the row says otherwise); its EMA weights are "
+         f"scored on {N} ancestral samples ({SAMPLE_STEPS} steps) halfway and at the end, and on {N} DDIM-{DDIM_STEPS} "
+         f"samples at the end. Real floor at the same N: FID {floor['fid']:.2f}, confident {floor['confident_frac']:.3f}, "
+         f"class KL {floor['class_kl_uniform']:.4f}.", "",
+         "| run | steps | train s | FID half | FID end [95%] | x floor | confident | class KL | DDIM-25 FID | DDIM / DDPM |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+for name, res in results.items():
+    points = list(res["points"].values())
+    half, end, ddim = points[0], points[-1], res["ddim"]
+    lines.append(f"| {name} | {res['recipe']['steps']} | {res['train_seconds']:.0f} | {half['fid']:.1f} | "
+                 f"{end['fid']:.2f} [{end['fid_low']:.1f}, {end['fid_high']:.1f}] | {end['fid'] / floor['fid']:.1f} | "
+                 f"{end['confident_frac']:.3f} | {end['class_kl_uniform']:.4f} | {ddim['fid']:.2f} | {ddim['fid'] / end['fid']:.2f} |")
+(out / "ddpm_cpu_long.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
