@@ -25,8 +25,8 @@ from notebook_defs import load_definitions  # noqa: E402
 SAMPLE_STEPS, DDIM_STEPS = 100, 25
 nb = load_definitions("cpu")
 CFG, SEED, dev = nb["CFG"], nb["SEED"], nb["DEVICE"]
-BASE = {"T": CFG["ddpm_T"], "dropout": CFG["unet_dropout"], "steps": CFG["ddpm_steps"], "ema": CFG["ddpm_ema"], "amp": str(nb["AMP_DTYPE"])}
-SECOND = {"ema": 0.995, "amp": "torch.float32"}  # the second pass's rows: fp32, EMA 0.995 (ddpm_cpu_bf16_ema.md changed both)
+BASE = {"T": CFG["ddpm_T"], "dropout": CFG["unet_dropout"], "steps": CFG["ddpm_steps"], "ema": CFG["ddpm_ema"], "amp_dtype": nb["AMP_DTYPE"]}
+SECOND = {"ema": 0.995, "amp_dtype": torch.float32}  # the second pass's rows: fp32, EMA 0.995 (ddpm_cpu_bf16_ema.md changed both)
 CANDIDATES = {
     "issue-12 render: dropout 0.1, 3600 steps": {**SECOND, "dropout": 0.1, "steps": 3600},
     "dropout 0, 3600 steps": {**SECOND, "dropout": 0.0, "steps": 3600},
@@ -69,9 +69,8 @@ results = {}
 for name in chosen:
     r = {**BASE, **CANDIDATES[name]}
     noise_sched = nb["make_schedule"]("linear", r["T"])
-    unet_args = {"ch": CFG["unet_ch"], "attn_levels": CFG["unet_attn"], "dropout": r["dropout"], "target": CFG["ddpm_target"]}
-    recipe = {"lr": CFG["ddpm_lr"], "warmup": CFG["ddpm_warmup"], "ema": r["ema"], "min_snr_gamma": CFG["ddpm_min_snr"],
-              "amp_dtype": getattr(torch, r["amp"].removeprefix("torch."))}
+    unet_args = {**nb["unet_args"](CFG), "dropout": r["dropout"]}
+    recipe = {**nb["ddpm_recipe"](CFG), "ema": r["ema"], "amp_dtype": r["amp_dtype"]}
     t0 = time.perf_counter()
     model, info = nb["train_ddpm"](f"bench_{len(results)}", nb["new_model"](nb["UNet"], SEED, **unet_args), DATA, r["steps"],
                                    CFG["ddpm_batch"], SEED, noise_sched=noise_sched, **recipe,
@@ -83,7 +82,7 @@ for name in chosen:
     end = info["progress"][r["steps"]]
     print(f"{name}: {r['steps']} steps in {info['train_seconds']:.1f} s | FID {end['fid']:.2f} conf {end['confident_frac']:.3f} "
           f"KL {end['class_kl_uniform']:.4f} | DDIM-{DDIM_STEPS} FID {results[name]['ddim']['fid']:.2f}", flush=True)
-    (out / "ddpm_cpu_long.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))  # after every run
+    (out / "ddpm_cpu_long.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))  # after every run
 
 lines = [f"# Full-length DDPM runs of the `cpu` recipe, scored at N = {N}", "",
          f"{meta['machine']}, torch {torch.__version__}. Each run is the notebook's train_ddpm with the `cpu` profile's "

@@ -80,7 +80,7 @@ def unit_ops(nb, cfg, eval_n=256):
     data = torch.rand(max(4096, cfg["ddpm_batch"]), 28, 28)
     sched = nb["make_schedule"]("linear", T)
     units = {}
-    unet_args = {"ch": cfg["unet_ch"], "attn_levels": cfg["unet_attn"], "dropout": cfg["unet_dropout"], "target": cfg["ddpm_target"]}
+    unet_args = nb["unet_args"](cfg)
     for name, model, x, batch, dtype in (("unet_step", nb["UNet"](**unet_args), nb["to_signed"](data), cfg["ddpm_batch"], amp),
                                          ("ld_step", nb["LatentDenoiser"](16), torch.randn(4096, 16), 1024, torch.float32)):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
