@@ -7,8 +7,14 @@ checkpoints on N = n_eval (500) samples of the notebook's headline sampler (ance
 notebook's `cpu` yardstick (its classifier, trained as in the notebook), then on as many DDIM-25 samples.
 Every number is read at the same N as the real floor printed first.
 
-Usage: python3 scripts/bench_ddpm_cpu_long.py [candidate ...]   (default: all; about 75 min on 2 cores)
-Writes benchmarks/ddpm_cpu_long.md (the table) and benchmarks/ddpm_cpu_long.json (everything).
+The fourth pass widens the low-resolution levels (`mults`) for about the training seconds of the third pass's
+11,000 steps, and samples the end point with two more seeds, so the confident fraction is also read as a mean over
+1,500 samples (three draws of N).
+
+Usage: python3 scripts/bench_ddpm_cpu_long.py [candidate ...]   (default: all; about 3 h on 2 cores)
+       python3 scripts/bench_ddpm_cpu_long.py --table              (only rewrite the table from the JSON)
+Writes benchmarks/ddpm_cpu_long.md (the table) and benchmarks/ddpm_cpu_long.json (everything); runs of earlier
+invocations stay in the JSON and the table unless run again.
 """
 import json
 import platform
@@ -25,15 +31,57 @@ from notebook_defs import load_definitions  # noqa: E402
 SAMPLE_STEPS, DDIM_STEPS = 100, 25
 nb = load_definitions("cpu")
 CFG, SEED, dev = nb["CFG"], nb["SEED"], nb["DEVICE"]
-BASE = {"T": CFG["ddpm_T"], "dropout": CFG["unet_dropout"], "steps": CFG["ddpm_steps"], "ema": CFG["ddpm_ema"], "amp_dtype": nb["AMP_DTYPE"]}
-SECOND = {"ema": 0.995, "amp_dtype": torch.float32}  # the second pass's rows: fp32, EMA 0.995 (ddpm_cpu_bf16_ema.md changed both)
+BASE = {"T": CFG["ddpm_T"], "dropout": CFG["unet_dropout"], "steps": CFG["ddpm_steps"], "ema": CFG["ddpm_ema"], "amp_dtype": nb["AMP_DTYPE"],
+        "mults": CFG["unet_mults"]}
+SECOND = {"ema": 0.995, "amp_dtype": torch.float32, "mults": (1, 2, 2)}  # the second pass's rows: fp32, EMA 0.995 (changed by
+# ddpm_cpu_bf16_ema.md), and the U-Net's multipliers before the fourth pass
 CANDIDATES = {
     "issue-12 render: dropout 0.1, 3600 steps": {**SECOND, "dropout": 0.1, "steps": 3600},
     "dropout 0, 3600 steps": {**SECOND, "dropout": 0.0, "steps": 3600},
     "T 1000 (sampled on 100 respaced steps), dropout 0.1, 3600 steps": {**SECOND, "T": 1000, "dropout": 0.1, "steps": 3600},
     "second-pass cpu profile: 7200 steps, fp32, EMA 0.995": {**SECOND, "steps": 7200},
+    # fourth pass: more channels where the digit's shape is decided (7 x 7 and the middle), for about the training seconds
+    # of the third pass's 11,000 steps; bf16 steps of batch 64 timed alone on the development CPU: 115 ms for (1, 2, 2),
+    # 120 ms for (1, 2, 3), 139 ms for (1, 2, 4)
+    "mults (1, 2, 4), 9,000 steps": {"mults": (1, 2, 4), "steps": 9000},
     "the cpu profile now": {},
 }
+EXTRA_SEEDS = (1000, 2000)  # added to SEED: the fourth pass's further draws of N samples at the end
+OLD_DEFAULTS = {"ema": 0.995, "amp_dtype": "torch.float32", "mults": (1, 2, 2)}  # what rows recorded before these keys ran with
+
+
+def write_table(meta, results):
+    """benchmarks/ddpm_cpu_long.md from the runs in `results` (every invocation's), read at meta's floor."""
+    floor, n = meta["floor"], meta["n_eval"]
+    lines = [f"# Full-length DDPM runs of the `cpu` recipe, scored at N = {n}", "",
+             f"{meta['machine']}, torch {meta['torch']}. Each run is the notebook's train_ddpm with the `cpu` profile's "
+             f"recipe (width 16, v-prediction, batch 64, lr 2e-3, warm-up 10% then cosine decay, and T, dropout, steps, EMA, "
+             f"precision and width multipliers as in its row); its EMA weights are scored on {n} ancestral samples "
+             f"({meta['sample_steps']} steps) halfway and at the end, and on {n} DDIM-{meta['ddim_steps']} samples at the end. "
+             f"The fourth pass's rows also draw {n} samples with two more seeds at the end: their mean confident fraction is "
+             f"over three draws. Real floor at the same N: FID {floor['fid']:.2f}, confident {floor['confident_frac']:.3f}, "
+             f"class KL {floor['class_kl_uniform']:.4f}. Train seconds are those of the machine that ran the row.", "",
+             "| run | T | dropout | precision | EMA | mults | steps | train s | FID half | FID end [95%] | x floor | confident "
+             "| confident, 3 draws: mean | class KL | DDIM-25 FID | DDIM / DDPM |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, res in results.items():
+        r = {**OLD_DEFAULTS, **res["recipe"]}
+        points = list(res["points"].values())
+        half, end, ddim = points[0], points[-1], res["ddim"]
+        draws = [end] + res.get("more_seeds", [])
+        mean = sum(d["confident_frac"] for d in draws) / len(draws) if len(draws) > 1 else None
+        lines.append(f"| {name} | {r['T']} | {r['dropout']} | {str(r['amp_dtype']).removeprefix('torch.')} | {r['ema']} | "
+                     f"{tuple(r['mults'])} | {r['steps']} | {res['train_seconds']:.0f} | {half['fid']:.1f} | "
+                     f"{end['fid']:.2f} [{end['fid_low']:.1f}, {end['fid_high']:.1f}] | {end['fid'] / floor['fid']:.1f} | "
+                     f"{end['confident_frac']:.3f} | {'' if mean is None else f'{mean:.3f}'} | {end['class_kl_uniform']:.4f} | "
+                     f"{ddim['fid']:.2f} | {ddim['fid'] / end['fid']:.2f} |")
+    (ROOT / "benchmarks" / "ddpm_cpu_long.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if sys.argv[1:] == ["--table"]:  # rewrite the table from the JSON, training nothing
+    write_table(**json.loads((ROOT / "benchmarks" / "ddpm_cpu_long.json").read_text()))
+    raise SystemExit
 chosen = sys.argv[1:] or list(CANDIDATES)
 unknown = set(chosen) - set(CANDIDATES)
 if unknown:
@@ -54,9 +102,9 @@ KEYS = ("fid", "fid_low", "fid_high", "confident_frac", "class_kl_uniform", "pre
 print(f"real floor at N={N}: " + ", ".join(f"{k} {floor[k]:.3f}" for k in KEYS), flush=True)
 
 
-def quality(model, noise_sched, steps, method):
+def quality(model, noise_sched, steps, method, seed=SEED):
     # samples in the machine's AMP_DTYPE (the notebook's way), whatever precision the candidate trained in
-    images = nb["DDPMSampler"](model, noise_sched, steps, method, batch=CFG["sample_batch"])(N, SEED)
+    images = nb["DDPMSampler"](model, noise_sched, steps, method, batch=CFG["sample_batch"])(N, seed)
     m = nb["evaluate_u8"](nb["to_uint8"](images), ref, CFG["n_boot"], SEED)  # as the notebook scores its samples
     return {k: m[k] for k in KEYS}
 
@@ -65,11 +113,15 @@ out = ROOT / "benchmarks"
 out.mkdir(exist_ok=True)
 meta = {"n_eval": N, "sample_steps": SAMPLE_STEPS, "ddim_steps": DDIM_STEPS, "floor": {k: floor[k] for k in KEYS}, "base": BASE,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__}
+OLD_NAMES = {"the cpu profile now": "second-pass cpu profile: 7200 steps, fp32, EMA 0.995"}  # the row's name when it ran
 results = {}
+if (out / "ddpm_cpu_long.json").exists():
+    results = {OLD_NAMES.get(k, k) if "ema" not in v["recipe"] else k: v
+               for k, v in json.loads((out / "ddpm_cpu_long.json").read_text())["results"].items()}
 for name in chosen:
     r = {**BASE, **CANDIDATES[name]}
     noise_sched = nb["make_schedule"]("linear", r["T"])
-    unet_args = {**nb["unet_args"](CFG), "dropout": r["dropout"]}
+    unet_args = {**nb["unet_args"](CFG), "dropout": r["dropout"], "mults": r["mults"]}
     recipe = {**nb["ddpm_recipe"](CFG), "ema": r["ema"], "amp_dtype": r["amp_dtype"]}
     t0 = time.perf_counter()
     model, info = nb["train_ddpm"](f"bench_{len(results)}", nb["new_model"](nb["UNet"], SEED, **unet_args), DATA, r["steps"],
@@ -78,25 +130,13 @@ for name in chosen:
                                    on_checkpoint=lambda m, i: quality(m, noise_sched, SAMPLE_STEPS, "ddpm"))
     results[name] = {"recipe": r, "train_seconds": info["train_seconds"], "final_loss": info["history"]["loss"][-1],
                      "points": {str(i): p for i, p in info["progress"].items()},
-                     "ddim": quality(model, noise_sched, DDIM_STEPS, "ddim"), "wall_seconds": time.perf_counter() - t0}
+                     "ddim": quality(model, noise_sched, DDIM_STEPS, "ddim"), "n_params": nb["n_params"](model)}
     end = info["progress"][r["steps"]]
+    if "ema" not in CANDIDATES[name]:  # the fourth pass's rows (the earlier passes' rows pin their EMA)
+        results[name]["more_seeds"] = [quality(model, noise_sched, SAMPLE_STEPS, "ddpm", SEED + s) for s in EXTRA_SEEDS]
+    results[name]["wall_seconds"] = time.perf_counter() - t0
     print(f"{name}: {r['steps']} steps in {info['train_seconds']:.1f} s | FID {end['fid']:.2f} conf {end['confident_frac']:.3f} "
           f"KL {end['class_kl_uniform']:.4f} | DDIM-{DDIM_STEPS} FID {results[name]['ddim']['fid']:.2f}", flush=True)
     (out / "ddpm_cpu_long.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))  # after every run
 
-lines = [f"# Full-length DDPM runs of the `cpu` recipe, scored at N = {N}", "",
-         f"{meta['machine']}, torch {torch.__version__}. Each run is the notebook's train_ddpm with the `cpu` profile's "
-         f"recipe ({', '.join(f'{k} {v}' for k, v in BASE.items())} unless the row says otherwise); its EMA weights are "
-         f"scored on {N} ancestral samples ({SAMPLE_STEPS} steps) halfway and at the end, and on {N} DDIM-{DDIM_STEPS} "
-         f"samples at the end. Real floor at the same N: FID {floor['fid']:.2f}, confident {floor['confident_frac']:.3f}, "
-         f"class KL {floor['class_kl_uniform']:.4f}.", "",
-         "| run | steps | train s | FID half | FID end [95%] | x floor | confident | class KL | DDIM-25 FID | DDIM / DDPM |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
-for name, res in results.items():
-    points = list(res["points"].values())
-    half, end, ddim = points[0], points[-1], res["ddim"]
-    lines.append(f"| {name} | {res['recipe']['steps']} | {res['train_seconds']:.0f} | {half['fid']:.1f} | "
-                 f"{end['fid']:.2f} [{end['fid_low']:.1f}, {end['fid_high']:.1f}] | {end['fid'] / floor['fid']:.1f} | "
-                 f"{end['confident_frac']:.3f} | {end['class_kl_uniform']:.4f} | {ddim['fid']:.2f} | {ddim['fid'] / end['fid']:.2f} |")
-(out / "ddpm_cpu_long.md").write_text("\n".join(lines) + "\n")
-print("\n".join(lines))
+write_table(meta, results)

@@ -164,8 +164,8 @@ def test_unet_dropout_knob_reaches_every_block_and_the_checkpoint_key(nb):
     for profile in nb["PROFILE_NAMES"]:  # unet_args: the one place a profile becomes U-Net arguments
         cfg = nb["resolve_profile"](profile, {"type": "cpu", "name": "CPU", "capability": None})[1]
         config = nb["UNet"](**nb["unet_args"](cfg)).config
-        assert (config["ch"], config["attn_levels"], config["dropout"], config["target"]) == \
-            (cfg["unet_ch"], cfg["unet_attn"], cfg["unet_dropout"], cfg["ddpm_target"])
+        assert (config["ch"], tuple(config["mults"]), config["attn_levels"], config["dropout"], config["target"]) == \
+            (cfg["unet_ch"], cfg["unet_mults"], cfg["unet_attn"], cfg["unet_dropout"], cfg["ddpm_target"])
         recipe = nb["ddpm_recipe"](cfg)
         assert recipe["ema"] == cfg["ddpm_ema"] and set(recipe) < set(nb["inspect"].signature(nb["train_ddpm"]).parameters)
 
