@@ -44,6 +44,7 @@ CANDIDATES = {
     # of the third pass's 11,000 steps; bf16 steps of batch 64 timed alone on the development CPU: 115 ms for (1, 2, 2),
     # 120 ms for (1, 2, 3), 139 ms for (1, 2, 4)
     "mults (1, 2, 4), 9,000 steps": {"mults": (1, 2, 4), "steps": 9000},
+    "mults (1, 2, 4), 12,000 steps (does the confident fraction still rise?)": {"mults": (1, 2, 4), "steps": 12000},
     "the cpu profile now": {},
 }
 EXTRA_SEEDS = (1000, 2000)  # added to SEED: the fourth pass's further draws of N samples at the end
