@@ -8,8 +8,8 @@ notebook's `cpu` yardstick (its classifier, trained as in the notebook), then on
 Every number is read at the same N as the real floor printed first.
 
 The fourth pass widens the low-resolution levels (`mults`) for about the training seconds of the third pass's
-11,000 steps, and samples the end point with two more seeds, so the confident fraction is also read as a mean over
-1,500 samples (three draws of N).
+11,000 steps. Since then every run also samples its end point with two more seeds, so its confident fraction is
+also read as a mean over 1,500 samples (three draws of N); the earlier rows have one draw.
 
 Usage: python3 scripts/bench_ddpm_cpu_long.py [candidate ...]   (default: all; about 3 h on 2 cores)
        python3 scripts/bench_ddpm_cpu_long.py --table              (only rewrite the table from the JSON)
@@ -47,26 +47,27 @@ CANDIDATES = {
     "mults (1, 2, 4), 12,000 steps (does the confident fraction still rise?)": {"mults": (1, 2, 4), "steps": 12000},
     "the cpu profile now": {},
 }
-EXTRA_SEEDS = (1000, 2000)  # added to SEED: the fourth pass's further draws of N samples at the end
-OLD_DEFAULTS = {"ema": 0.995, "amp_dtype": "torch.float32", "mults": (1, 2, 2)}  # what rows recorded before these keys ran with
+EXTRA_SEEDS = (1000, 2000)  # added to SEED: further draws of N samples at the end (runs since the fourth pass)
+FIXED = ("unet_ch", "ddpm_batch", "ddpm_lr", "ddpm_warmup", "ddpm_target")  # profile knobs no candidate varies
 
 
 def write_table(meta, results):
     """benchmarks/ddpm_cpu_long.md from the runs in `results` (every invocation's), read at meta's floor."""
-    floor, n = meta["floor"], meta["n_eval"]
+    floor, n, fixed = meta["floor"], meta["n_eval"], meta["fixed"]
     lines = [f"# Full-length DDPM runs of the `cpu` recipe, scored at N = {n}", "",
              f"{meta['machine']}, torch {meta['torch']}. Each run is the notebook's train_ddpm with the `cpu` profile's "
-             f"recipe (width 16, v-prediction, batch 64, lr 2e-3, warm-up 10% then cosine decay, and T, dropout, steps, EMA, "
+             f"recipe (width {fixed['unet_ch']}, target {fixed['ddpm_target']}, batch {fixed['ddpm_batch']}, lr {fixed['ddpm_lr']}, "
+             f"warm-up {fixed['ddpm_warmup']:.0%} then cosine decay, and T, dropout, steps, EMA, "
              f"precision and width multipliers as in its row); its EMA weights are scored on {n} ancestral samples "
              f"({meta['sample_steps']} steps) halfway and at the end, and on {n} DDIM-{meta['ddim_steps']} samples at the end. "
-             f"The fourth pass's rows also draw {n} samples with two more seeds at the end: their mean confident fraction is "
-             f"over three draws. Real floor at the same N: FID {floor['fid']:.2f}, confident {floor['confident_frac']:.3f}, "
+             f"Runs since the fourth pass also draw {n} samples with two more seeds at the end: their mean confident fraction "
+             f"is over three draws. Real floor at the same N: FID {floor['fid']:.2f}, confident {floor['confident_frac']:.3f}, "
              f"class KL {floor['class_kl_uniform']:.4f}. Train seconds are those of the machine that ran the row.", "",
              "| run | T | dropout | precision | EMA | mults | steps | train s | FID half | FID end [95%] | x floor | confident "
              "| confident, 3 draws: mean | class KL | DDIM-25 FID | DDIM / DDPM |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, res in results.items():
-        r = {**OLD_DEFAULTS, **res["recipe"]}
+        r = res["recipe"]
         points = list(res["points"].values())
         half, end, ddim = points[0], points[-1], res["ddim"]
         draws = [end] + res.get("more_seeds", [])
@@ -113,12 +114,9 @@ def quality(model, noise_sched, steps, method, seed=SEED):
 out = ROOT / "benchmarks"
 out.mkdir(exist_ok=True)
 meta = {"n_eval": N, "sample_steps": SAMPLE_STEPS, "ddim_steps": DDIM_STEPS, "floor": {k: floor[k] for k in KEYS}, "base": BASE,
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__}
-OLD_NAMES = {"the cpu profile now": "second-pass cpu profile: 7200 steps, fp32, EMA 0.995"}  # the row's name when it ran
-results = {}
-if (out / "ddpm_cpu_long.json").exists():
-    results = {OLD_NAMES.get(k, k) if "ema" not in v["recipe"] else k: v
-               for k, v in json.loads((out / "ddpm_cpu_long.json").read_text())["results"].items()}
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__,
+        "fixed": {k: CFG[k] for k in FIXED}}
+results = json.loads((out / "ddpm_cpu_long.json").read_text())["results"] if (out / "ddpm_cpu_long.json").exists() else {}
 for name in chosen:
     r = {**BASE, **CANDIDATES[name]}
     noise_sched = nb["make_schedule"]("linear", r["T"])
@@ -131,11 +129,10 @@ for name in chosen:
                                    on_checkpoint=lambda m, i: quality(m, noise_sched, SAMPLE_STEPS, "ddpm"))
     results[name] = {"recipe": r, "train_seconds": info["train_seconds"], "final_loss": info["history"]["loss"][-1],
                      "points": {str(i): p for i, p in info["progress"].items()},
-                     "ddim": quality(model, noise_sched, DDIM_STEPS, "ddim"), "n_params": nb["n_params"](model)}
+                     "ddim": quality(model, noise_sched, DDIM_STEPS, "ddim"), "n_params": nb["n_params"](model),
+                     "more_seeds": [quality(model, noise_sched, SAMPLE_STEPS, "ddpm", SEED + s) for s in EXTRA_SEEDS],
+                     "wall_seconds": time.perf_counter() - t0}
     end = info["progress"][r["steps"]]
-    if "ema" not in CANDIDATES[name]:  # the fourth pass's rows (the earlier passes' rows pin their EMA)
-        results[name]["more_seeds"] = [quality(model, noise_sched, SAMPLE_STEPS, "ddpm", SEED + s) for s in EXTRA_SEEDS]
-    results[name]["wall_seconds"] = time.perf_counter() - t0
     print(f"{name}: {r['steps']} steps in {info['train_seconds']:.1f} s | FID {end['fid']:.2f} conf {end['confident_frac']:.3f} "
           f"KL {end['class_kl_uniform']:.4f} | DDIM-{DDIM_STEPS} FID {results[name]['ddim']['fid']:.2f}", flush=True)
     (out / "ddpm_cpu_long.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))  # after every run
