@@ -44,8 +44,8 @@ CANDIDATES = {
     # of the third pass's 11,000 steps; bf16 steps of batch 64 timed alone on the development CPU: 115 ms for (1, 2, 2),
     # 120 ms for (1, 2, 3), 139 ms for (1, 2, 4)
     "mults (1, 2, 4), 9,000 steps": {"mults": (1, 2, 4), "steps": 9000},
+    # the `cpu` profile since the fifth session (its render reproduced this row); a later profile change gets a row of its own
     "mults (1, 2, 4), 12,000 steps (does the confident fraction still rise?)": {"mults": (1, 2, 4), "steps": 12000},
-    "the cpu profile now": {},
 }
 EXTRA_SEEDS = (1000, 2000)  # added to SEED: further draws of N samples at the end (runs since the fourth pass)
 FIXED = ("unet_ch", "ddpm_batch", "ddpm_lr", "ddpm_warmup", "ddpm_target")  # profile knobs no candidate varies
