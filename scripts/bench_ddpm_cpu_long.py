@@ -13,12 +13,16 @@ also read as a mean over 1,500 samples (three draws of N); the earlier rows have
 
 Usage: python3 scripts/bench_ddpm_cpu_long.py [candidate ...]   (default: all; about 3 h on 2 cores)
        python3 scripts/bench_ddpm_cpu_long.py --table              (only rewrite the table from the JSON)
+       python3 scripts/bench_ddpm_cpu_long.py --dry-run            (one candidate, 4 steps, smoke yardstick; writes nothing)
 Writes benchmarks/ddpm_cpu_long.md (the table) and benchmarks/ddpm_cpu_long.json (everything); runs of earlier
 invocations stay in the JSON and the table unless run again.
 """
+import argparse
+import functools
 import json
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,13 +30,20 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from notebook_defs import load_definitions  # noqa: E402
+from notebook_defs import load_notebook  # noqa: E402
 
-SAMPLE_STEPS, DDIM_STEPS = 100, 25
-nb = load_definitions("cpu")
-CFG, SEED, dev = nb["CFG"], nb["SEED"], nb["DEVICE"]
-BASE = {"T": CFG["ddpm_T"], "dropout": CFG["unet_dropout"], "steps": CFG["ddpm_steps"], "ema": CFG["ddpm_ema"], "amp_dtype": nb["AMP_DTYPE"],
-        "mults": CFG["unet_mults"]}
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("candidates", nargs="*", help="names of CANDIDATES to run (default: all)")
+parser.add_argument("--table", action="store_true", help="only rewrite the table from the JSON")
+parser.add_argument("--dry-run", action="store_true", help="one candidate, 4 steps, the smoke profile's yardstick; writes nothing")
+ARGS = parser.parse_args()
+SAMPLE_STEPS, DDIM_STEPS = (5, 5) if ARGS.dry_run else (100, 25)
+nb = load_notebook("smoke" if ARGS.dry_run else "cpu")
+CFG, SEED, dev = nb.CFG, nb.SEED, nb.DEVICE
+if ARGS.dry_run:
+    nb.CKPT_DIR = Path(tempfile.mkdtemp())  # a dry run leaves no checkpoint behind
+BASE = {"T": CFG.ddpm_T, "dropout": CFG.unet_dropout, "steps": 4 if ARGS.dry_run else CFG.ddpm_steps, "ema": CFG.ddpm_ema,
+        "amp_dtype": nb.AMP_DTYPE, "mults": CFG.unet_mults}
 SECOND = {"ema": 0.995, "amp_dtype": torch.float32, "mults": (1, 2, 2)}  # the second pass's rows: fp32, EMA 0.995 (changed by
 # ddpm_cpu_bf16_ema.md), and the U-Net's multipliers before the fourth pass
 CANDIDATES = {
@@ -81,60 +92,66 @@ def write_table(meta, results):
     print("\n".join(lines))
 
 
-if sys.argv[1:] == ["--table"]:  # rewrite the table from the JSON, training nothing
+if ARGS.table:  # rewrite the table from the JSON, training nothing
     write_table(**json.loads((ROOT / "benchmarks" / "ddpm_cpu_long.json").read_text()))
     raise SystemExit
-chosen = sys.argv[1:] or list(CANDIDATES)
+if ARGS.dry_run:
+    CANDIDATES = {"dry run": {"steps": 4}}
+chosen = ARGS.candidates or list(CANDIDATES)
 unknown = set(chosen) - set(CANDIDATES)
 if unknown:
     raise SystemExit(f"unknown candidates {sorted(unknown)}: choose from {list(CANDIDATES)}")
 
-mnist = nb["load_mnist"](str(ROOT / "data"), dev)
+mnist = nb.load_mnist(str(ROOT / "data"), dev)
 (X, Y), (X_TEST, _) = mnist["train"], mnist["test"]
-DATA = nb["to_signed"](X)
-N = CFG["n_eval"]
-clf, _ = nb["train_classifier"]("classifier", nb["new_model"](nb["DigitClassifier"], SEED), (X, Y),
-                                CFG["clf_epochs"] * (len(X) // CFG["clf_batch"]), CFG["clf_batch"], SEED,
-                                lr=nb["scaled_lr"](nb["CLF_LR"], CFG["clf_batch"]), label_smoothing=nb["CLF_LABEL_SMOOTHING"],
-                                max_shift=nb["CLF_MAX_SHIFT"])
-ref = nb["build_reference"](clf, X_TEST, X, n_memo=N)
-nb["seed_everything"](SEED)
-floor = nb["evaluate_u8"](nb["to_uint8"](X[torch.randperm(len(X), device=dev)[:N]]), ref, CFG["n_boot"], SEED)
+DATA = nb.to_signed(X)
+N = 32 if ARGS.dry_run else CFG.n_eval
+n_clf = CFG.clf_train_n
+clf, _ = nb.train_classifier(nb.Run("classifier", steps=CFG.clf_epochs * (n_clf // CFG.clf_batch), batch=CFG.clf_batch, seed=SEED),
+                             nb.new_model(nb.DigitClassifier, SEED), (X[:n_clf], Y[:n_clf]), lr=nb.scaled_lr(nb.CLF_LR, CFG.clf_batch),
+                             label_smoothing=nb.CLF_LABEL_SMOOTHING, max_shift=nb.CLF_MAX_SHIFT)
+ref = nb.build_reference(clf, X_TEST, X, n_memo=N)
+nb.seed_everything(SEED)
+floor = nb.evaluate_u8(nb.to_uint8(X[torch.randperm(len(X), device=dev)[:N]]), ref, CFG.n_boot, SEED)
 KEYS = ("fid", "fid_low", "fid_high", "confident_frac", "class_kl_uniform", "precision", "recall")
 print(f"real floor at N={N}: " + ", ".join(f"{k} {floor[k]:.3f}" for k in KEYS), flush=True)
 
 
-def quality(model, noise_sched, steps, method, seed=SEED):
+def quality(model, schedule, steps, method, seed=SEED):
     # samples in the machine's AMP_DTYPE (the notebook's way), whatever precision the candidate trained in
-    images = nb["DDPMSampler"](model, noise_sched, steps, method, batch=CFG["sample_batch"])(N, seed)
-    m = nb["evaluate_u8"](nb["to_uint8"](images), ref, CFG["n_boot"], SEED)  # as the notebook scores its samples
+    diffusion = nb.Diffusion(schedule, target=CFG.ddpm_target, amp_dtype=nb.AMP_DTYPE)
+    images = nb.DiffusionSampler(model, diffusion, steps, method, batch=CFG.sample_batch)(N, seed)
+    m = nb.evaluate_u8(images, ref, CFG.n_boot, SEED)  # as the notebook scores its samples
     return {k: m[k] for k in KEYS}
 
 
 out = ROOT / "benchmarks"
-out.mkdir(exist_ok=True)
 meta = {"n_eval": N, "sample_steps": SAMPLE_STEPS, "ddim_steps": DDIM_STEPS, "floor": {k: floor[k] for k in KEYS}, "base": BASE,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__,
-        "fixed": {k: CFG[k] for k in FIXED}}
-results = json.loads((out / "ddpm_cpu_long.json").read_text())["results"] if (out / "ddpm_cpu_long.json").exists() else {}
+        "fixed": {k: getattr(CFG, k) for k in FIXED}}
+results = {} if ARGS.dry_run or not (out / "ddpm_cpu_long.json").exists() else json.loads((out / "ddpm_cpu_long.json").read_text())["results"]
+nb.CKPT_DIR = Path(tempfile.mkdtemp())  # every run trains (retrain): keep its checkpoint out of the notebook's
 for name in chosen:
     r = {**BASE, **CANDIDATES[name]}
-    noise_sched = nb["make_schedule"]("linear", r["T"])
-    unet_args = {**nb["unet_args"](CFG), "dropout": r["dropout"], "mults": r["mults"]}
-    recipe = {**nb["ddpm_recipe"](CFG), "ema": r["ema"], "amp_dtype": r["amp_dtype"]}
+    noise_sched = nb.make_schedule("linear", r["T"])
+    unet_args = {**nb.unet_args(CFG), "dropout": r["dropout"], "mults": r["mults"]}
+    diffusion = nb.Diffusion(noise_sched, target=CFG.ddpm_target, min_snr_gamma=CFG.ddpm_min_snr, amp_dtype=r["amp_dtype"])
+    measure = functools.partial(lambda m, i, schedule: quality(m, schedule, SAMPLE_STEPS, "ddpm"), schedule=noise_sched)
+    run = nb.Run(f"bench_{len(results)}", steps=r["steps"], batch=CFG.ddpm_batch, seed=SEED, retrain=True,
+                 progress=nb.Progress(at=tuple(sorted({r["steps"] // 2, r["steps"]})), measure=measure))
     t0 = time.perf_counter()
-    model, info = nb["train_ddpm"](f"bench_{len(results)}", nb["new_model"](nb["UNet"], SEED, **unet_args), DATA, r["steps"],
-                                   CFG["ddpm_batch"], SEED, noise_sched=noise_sched, **recipe,
-                                   checkpoints=sorted({r["steps"] // 2, r["steps"]}), retrain=True,
-                                   on_checkpoint=lambda m, i: quality(m, noise_sched, SAMPLE_STEPS, "ddpm"))
+    model, info = nb.train_diffusion(run, nb.new_model(nb.UNet, SEED, **unet_args), diffusion, DATA,
+                                     **{**nb.ddpm_recipe(CFG), "ema": r["ema"]})
     results[name] = {"recipe": r, "train_seconds": info["train_seconds"], "final_loss": info["history"]["loss"][-1],
                      "points": {str(i): p for i, p in info["progress"].items()},
-                     "ddim": quality(model, noise_sched, DDIM_STEPS, "ddim"), "n_params": nb["n_params"](model),
+                     "ddim": quality(model, noise_sched, DDIM_STEPS, "ddim"), "n_params": nb.n_params(model),
                      "more_seeds": [quality(model, noise_sched, SAMPLE_STEPS, "ddpm", SEED + s) for s in EXTRA_SEEDS],
                      "wall_seconds": time.perf_counter() - t0}
     end = info["progress"][r["steps"]]
     print(f"{name}: {r['steps']} steps in {info['train_seconds']:.1f} s | FID {end['fid']:.2f} conf {end['confident_frac']:.3f} "
           f"KL {end['class_kl_uniform']:.4f} | DDIM-{DDIM_STEPS} FID {results[name]['ddim']['fid']:.2f}", flush=True)
-    (out / "ddpm_cpu_long.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))  # after every run
+    if not ARGS.dry_run:  # after every run
+        (out / "ddpm_cpu_long.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1, default=str))
 
-write_table(meta, results)
+if not ARGS.dry_run:
+    write_table(meta, results)

@@ -12,14 +12,15 @@ time and its launches times the per-launch cost (the GPU runs behind the host). 
 fuses elementwise ops: its memory traffic is counted only for the matmul-like ops and norms, and its
 launches are those ops alone.
 
-    python3 scripts/predict_time.py                 # T4 profile on a T4, and full on an H100 checked
-                                                   # against the committed notebook's measured sections
-    python3 scripts/predict_time.py --profile t4 --device T4
+    python3 scripts/predict_time.py                 # t4 profile on a T4, and the method checked on the H100
+                                                   # against a GPU render's metrics (benchmarks/h100_render.json)
+    python3 scripts/predict_time.py --profile t4 --device T4 --measured figures/metrics.json
+    python3 scripts/predict_time.py --dry-run       # smoke profile: checks that the counting runs
 """
 import argparse
-import ast
+import dataclasses
+import functools
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from torch.utils.flop_counter import flop_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from notebook_defs import NOTEBOOK, load_definitions  # noqa: E402
+from notebook_defs import load_notebook  # noqa: E402
 
 # Sustained rates. T4: fp16 tensor cores 65 TFLOP/s peak, about 24 measured by cuBLAS under its 70 W cap;
 # fp32 8.1 peak (no TF32), fp64 1/32 of fp32; 320 GB/s. H100 SXM: bf16 dense as the committed run measured
@@ -73,46 +74,20 @@ def count(fn):
 
 
 def unit_ops(nb, cfg, eval_n=256):
-    """One run of every unit in section_workload under the counter: {unit: (ops, per)}; per = images the
-    run covers for per-image units, 1 for per-step units. The U-Net runs under bf16 autocast, as on a GPU."""
+    """One run of every unit in section_workload under the counter: {unit: (ops, per)}; per = the units one run
+    covers (images for the sampling passes, 1 for a training step). The units are the notebook's own unit_calls,
+    the ones calibrate_units times, with the U-Net under bf16 autocast as on a GPU."""
     torch.manual_seed(0)
-    T, amp = cfg["ddpm_T"], torch.bfloat16
-    data = torch.rand(max(4096, cfg["ddpm_batch"]), 28, 28)
-    sched = nb["make_schedule"]("linear", T)
     units = {}
-    unet_args = nb["unet_args"](cfg)
-    for name, model, x, batch, dtype in (("unet_step", nb["UNet"](**unet_args), nb["to_signed"](data), cfg["ddpm_batch"], amp),
-                                         ("ld_step", nb["LatentDenoiser"](16), torch.randn(4096, 16), 1024, torch.float32)):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
-        ema = nb["copy"].deepcopy(model).requires_grad_(False)
-        scaler = torch.amp.GradScaler("cpu", enabled=False)
-        step = nb["make_ddpm_step"](model, ema, opt, nb["warmup_cosine"](opt, 10, 1), scaler, x, sched, 0.999, dtype)
-        step(torch.arange(batch), 1)  # optimizer state exists from here on, as in training
-        units[name] = (count(lambda: step(torch.arange(batch), 2)), 1)
-    vae = nb["ConvVAE"](16)
-    vopt = torch.optim.Adam(vae.parameters(), foreach=True)
-    vstep = nb["make_vae_step"](vae, vopt, torch.optim.lr_scheduler.ConstantLR(vopt, 1.0), data)
-    vstep(torch.arange(cfg["vae_batch"]), 1)
-    units["vae_step"] = (count(lambda: vstep(torch.arange(cfg["vae_batch"]), 2)), 1)
-    G, D = nb["DCGenerator"](), nb["DCDiscriminator"]()
-    gstep = nb["make_gan_step"](G, D, torch.optim.Adam(G.parameters(), foreach=True), torch.optim.Adam(D.parameters(), foreach=True),
-                                nb["to_signed"](data))
-    gstep(torch.arange(256), 1)
-    units["gan_step"] = (count(lambda: gstep(torch.arange(256), 2)), 1)
-    b = cfg["sample_batch"]
-    with torch.no_grad():  # not inference_mode: under it, convolutions reach the dispatch mode as ops the FLOP registry lacks
-        unet = nb["UNet"](**unet_args).eval()
-        units["unet_forward"] = (count(lambda: nb["predict_noise"](unet, torch.randn(b, 1, 28, 28), T // 2, sched, amp)), b)
-        units["unet_pass_small"] = (count(lambda: nb["predict_noise"](unet, torch.randn(16, 1, 28, 28), T // 2, sched, amp)), 1)
-        ld = nb["LatentDenoiser"](16).eval()
-        units["ld_forward"] = (count(lambda: nb["predict_noise"](ld, torch.randn(5000, 16), T // 2, sched, torch.float32)), 5000)
-        units["vae_decode"] = (count(lambda: vae.decode(torch.randn(5000, 16))), 5000)
+    for name, (fn, items) in nb.unit_calls(cfg, torch.rand(max(4096, cfg.ddpm_batch), 28, 28), None, torch.bfloat16).items():
+        with torch.no_grad() if not name.endswith("step") else torch.enable_grad():  # no inference_mode: the FLOP registry
+            fn()  # a training step's optimizer state exists from here on, as in training
+            units[name] = (count(fn), items)
     # evaluate(): a reference of 10,000 "test" images and 60,000 "training" images, as in the notebook
-    clf = nb["DigitClassifier"]().eval()
-    ref = nb["build_reference"](clf, torch.rand(10000, 28, 28), torch.rand(60000, 28, 28), n_memo=min(cfg["n_eval"], 2000))
+    clf = nb.DigitClassifier().eval()
+    ref = nb.build_reference(clf, torch.rand(10000, 28, 28), torch.rand(60000, 28, 28), n_memo=min(cfg.n_eval, 2000))
     images = torch.rand(eval_n, 28, 28)
-    ops = count(lambda: nb["evaluate"](images, ref, cfg.get("n_boot", 0), 0))  # the committed render had no bootstrap
-    units["eval_image"] = (ops, eval_n)
+    units["eval_image"] = (count(lambda: nb.evaluate(images, ref, cfg.n_boot, 0)), eval_n)
     return units
 
 
@@ -125,23 +100,21 @@ def unit_seconds(ops, per, device, launch, compiled=False):
     return max(device_time, len(ops) * launch) / per
 
 
-def measured_run(notebook):
-    """From the committed render's outputs (no numbers typed here): its printed profile configuration,
-    its timing table, its main DDPM's training (steps, batch, seconds) and its compile time."""
-    cells = json.loads(Path(notebook).read_text())["cells"]
-    text = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
-    cfg_line = re.search(r"clf_epochs=.*", text).group(0)
-    table = dict(re.findall(r"^(Q1 VAE|Q2 DDPM|Q3 GAN and latent diffusion)\s+(?:[\d.]+\s+)?([\d.]+)", text, re.M))
-    steps, batch, secs = re.search(r"ddpm_linear_T1000: [\d,]+ params, (\d+) steps x (\d+) in ([\d.]+) s", text).groups()
-    compile_s = float(re.search(r"torch.compile of the sampling U-Net: ([\d.]+) s", text).group(1))
-    return cfg_line, {k: float(v) for k, v in table.items()}, (int(steps), int(batch), float(secs)), compile_s
+def profile_from(nb, config):
+    """The Profile a metrics file's run.config describes (fields it lacks, from an older render, from `full`)."""
+    fields = {f.name for f in dataclasses.fields(nb.Profile)}
+    return dataclasses.replace(nb.PROFILES["full"], **{k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k in fields})
 
 
-def forecast(nb, cfg, device, compiled, units_ops, launch, **workload_args):
+def forecast(nb, cfg, device, compiled, units_ops, launch, missing_chain_models=0):
+    """Seconds per unit and per section; missing_chain_models: chain-length models a render ran without."""
     secs = {u: unit_seconds(ops, per, device, launch, compiled=compiled and u == "unet_forward") for u, (ops, per) in units_ops.items()}
     if compiled:  # a figure's small batch goes through the compiled carrier padded to the sample batch
-        secs["unet_pass_small"] = secs["unet_forward"] * cfg["sample_batch"]
-    return secs, nb["forecast_seconds"](nb["section_workload"](cfg, **workload_args), secs)
+        secs["unet_pass_small"] = secs["unet_forward"] * cfg.sample_batch
+    workload = nb.section_workload(cfg)
+    workload["Q2 DDPM"]["unet_step"] -= missing_chain_models * cfg.ddpm_cmp_steps
+    workload["Q2 DDPM"]["eval_image"] -= missing_chain_models * cfg.n_small
+    return secs, nb.forecast_seconds(workload, secs)
 
 
 def main():
@@ -149,29 +122,36 @@ def main():
     parser.add_argument("--profile", default="t4")
     parser.add_argument("--device", default="T4", choices=sorted(DEVICES))
     parser.add_argument("--eager", action="store_true", help="forecast with an eager (uncompiled) sampler")
+    parser.add_argument("--measured", default=str(ROOT / "benchmarks" / "h100_render.json"),
+                        help="metrics.json of an H100 render: its DDPM step fits the launch cost, its sections check the method")
+    parser.add_argument("--dry-run", action="store_true", help="smoke profile for both forecasts: checks that it runs")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    nb = load_definitions("smoke")
+    for name in ("Adam", "AdamW"):  # multi-tensor optimiser kernels, as on a GPU (fused there): not one op per parameter
+        setattr(torch.optim, name, functools.partial(getattr(torch.optim, name), foreach=True))
+    nb = load_notebook("smoke")
+    measured = json.loads(Path(args.measured).read_text())
+    run, ddpm = measured["run"], measured["models"]["ddpm"]
 
-    # the committed H100 render: its configuration, its section times, and its launch-bound DDPM step
-    cfg_line, measured, (h_steps, h_batch, h_secs), compile_h100 = measured_run(NOTEBOOK)
-    full_cfg = {k: ast.literal_eval(v) for k, v in (kv.split("=", 1) for kv in re.split(r", (?=\w+=)", cfg_line))}
-    h_units = unit_ops(nb, full_cfg)
+    # the measured H100 render: its configuration, its section times, and its launch-bound DDPM step
+    h_cfg = nb.PROFILES["smoke"] if args.dry_run else profile_from(nb, run["config"])
+    h_units = unit_ops(nb, h_cfg)
     launches = len(h_units["unet_step"][0])
-    launch_h100 = h_secs / h_steps / launches
-    print(f"H100 launch cost: {h_secs / h_steps * 1e3:.1f} ms per DDPM step (batch {h_batch}) / {launches} launches "
-          f"= {launch_h100 * 1e6:.1f} us per op (fitted to the committed render)")
+    step_s = ddpm["train_seconds"] / ddpm["train_steps"]
+    launch_h100 = step_s / launches
+    print(f"H100 launch cost: {step_s * 1e3:.1f} ms per DDPM step (batch {ddpm['train_batch']}) / {launches} launches "
+          f"= {launch_h100 * 1e6:.1f} us per op (fitted to {Path(args.measured).name})")
 
     info = {"type": "cuda", "name": args.device, "capability": (7, 5) if args.device == "T4" else (9, 0)}
-    _, cfg, _ = nb["resolve_profile"](args.profile, info)
+    _, cfg, _ = nb.resolve_profile("smoke" if args.dry_run else args.profile, info)
     units_ops = unit_ops(nb, cfg)
     print(f"\nper unit, profile {args.profile}: GFLOP, MB moved, launches (counted on the CPU, bf16 autocast for the U-Net)")
     for u, (ops, per) in units_ops.items():
-        print(f"  {u:13s} per {'image' if per > 1 else 'step '}: {sum(o['flops'] for o in ops) / per / 1e9:9.4f} GFLOP "
+        print(f"  {u:15s} per {'image' if per > 1 else 'step '}: {sum(o['flops'] for o in ops) / per / 1e9:9.4f} GFLOP "
               f"{sum(o['bytes'] for o in ops) / per / 1e6:9.3f} MB {len(ops) / per:9.2f} launches")
     host_scale = DEVICES[args.device]["launch_vs_h100"]
     secs, fc = forecast(nb, cfg, args.device, not args.eager, units_ops, launch_h100 * host_scale)
-    compile_s = compile_h100 * host_scale  # compiling runs on the host: the H100 machine's measured time, scaled like a launch
+    compile_s = run["compile_seconds"] * host_scale  # compiling runs on the host: the H100 machine's time, scaled like a launch
     if not args.eager:
         fc["Q2 DDPM"] += compile_s
     how = "eager sampling U-Net" if args.eager else f"compiled sampling U-Net; compiling: {compile_s:.0f} s in Q2"
@@ -182,14 +162,16 @@ def main():
     total = sum(fc.values())
     print(f"  {'sections above':30s}{total:8.0f} s = {total / 60:.1f} min, plus setup, the yardstick and Q3's plots")
 
-    _, h_fc = forecast(nb, full_cfg, "H100", True, h_units, launch_h100, fresh_chain_model=False)  # as that render ran
-    h_fc["Q2 DDPM"] += compile_h100
-    print(f"\ncheck: the same method on the H100, with the committed full render's configuration ({cfg_line[:60]}...)")
+    missing = 1 if run.get("chain_models") == len(h_cfg.cmp_T) + 1 else 0  # a render from before the fresh T model
+    _, h_fc = forecast(nb, h_cfg, "H100", run.get("compiled_sampler", True), h_units, launch_h100, missing_chain_models=missing)
+    h_fc["Q2 DDPM"] += run["compile_seconds"]
+    print(f"\ncheck: the same method on the H100, with the measured render's configuration ({Path(args.measured).name})")
     print(f"  {'section':30s}{'forecast s':>11s}{'measured s':>11s}{'measured/forecast':>19s}")
-    for section, m in measured.items():
+    sections = {k: v for k, v in run["seconds_by_section"].items() if k in h_fc}
+    for section, m in sections.items():
         print(f"  {section:30s}{h_fc[section]:11.1f}{m:11.1f}{m / h_fc[section]:19.2f}")
-    total_f, total_m = sum(h_fc[k] for k in measured), sum(measured.values())
-    print(f"  {'three sections':30s}{total_f:11.1f}{total_m:11.1f}{total_m / total_f:19.2f}")
+    total_f, total_m = sum(h_fc[k] for k in sections), sum(sections.values())
+    print(f"  {'those sections':30s}{total_f:11.1f}{total_m:11.1f}{total_m / total_f:19.2f}")
 
 
 if __name__ == "__main__":

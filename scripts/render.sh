@@ -4,6 +4,11 @@
 #   (on the GPU machine: OUTDIR=$OUT, .whl/ carried; see README)
 # Leaves OUTDIR/executed.ipynb, OUTDIR/log.txt and OUTDIR/outputs.tar.gz.part-* (figures/ and data/samples/).
 set -uo pipefail
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
+  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+  echo "usage: scripts/render.sh PROFILE OUTDIR [papermill args]"
+  exit 0
+fi
 profile=${1:-full}
 outdir=${2:-out}
 shift 2 || true

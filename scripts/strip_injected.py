@@ -3,8 +3,8 @@
 Committed, that cell would run after the parameters cell in Colab and silently override what a
 grader sets there (tests/test_committed_notebook.py fails if one is ever committed).
 Usage: python3 scripts/strip_injected.py executed.ipynb"""
+import argparse
 import json
-import sys
 
 
 def strip(path):
@@ -19,4 +19,7 @@ def strip(path):
 
 
 if __name__ == "__main__":
-    print(f"removed {strip(sys.argv[1])} injected-parameters cell(s) from {sys.argv[1]}")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebook", help="an executed notebook, rewritten in place")
+    args = parser.parse_args()
+    print(f"removed {strip(args.notebook)} injected-parameters cell(s) from {args.notebook}")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from notebook_defs import ROOT, load_definitions  # noqa: E402
+from notebook_defs import ROOT, load_notebook  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def nb(workdir):
     old = os.getcwd()
     os.chdir(workdir)
     try:
-        yield load_definitions("smoke")
+        yield load_notebook("smoke")
     finally:
         os.chdir(old)
 
@@ -35,6 +35,6 @@ def mnist(nb, workdir):
     old = os.getcwd()
     os.chdir(workdir)
     try:
-        return nb["load_mnist"]("data", nb["DEVICE"])
+        return nb.load_mnist("data", nb.DEVICE)
     finally:
         os.chdir(old)

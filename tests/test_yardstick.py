@@ -30,9 +30,9 @@ def test_missing_data_without_network_is_a_clear_error(nb, tmp_path, monkeypatch
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(nb["torchvision"].datasets.MNIST, "download", offline)
+    monkeypatch.setattr(nb.torchvision.datasets.MNIST, "download", offline)
     with pytest.raises(RuntimeError, match="MNIST is neither in"):
-        nb["load_mnist"](str(tmp_path / "nowhere"), nb["DEVICE"])
+        nb.load_mnist(str(tmp_path / "nowhere"), nb.DEVICE)
 
 
 CPU = {"type": "cpu", "name": "CPU", "capability": None}
@@ -44,31 +44,34 @@ V100 = {"type": "cuda", "name": "Tesla V100-SXM2-16GB", "capability": (7, 0)}
 
 @pytest.mark.parametrize("info,expected", [(CPU, "cpu"), (H100, "full"), (A100, "full"), (T4, "t4"), (V100, "t4")])
 def test_auto_profile_chooses_by_compute_capability(nb, info, expected):
-    name, cfg, reason = nb["resolve_profile"]("auto", info)
-    assert name == expected and reason
-    assert cfg == {knob: values[nb["PROFILE_NAMES"].index(expected)] for knob, values in nb["PROFILES"].items()}
+    name, cfg, reason = nb.resolve_profile("auto", info)
+    assert name == expected and reason and cfg is nb.PROFILES[expected]
+    assert nb.resolve_profile(expected, info)[1] is cfg  # the same budget as asking for it by name
     if info["type"] == "cuda":
         assert f"{info['capability'][0]}.{info['capability'][1]}" in reason
 
 
 def test_precision_and_compile_follow_the_device(nb):
-    assert nb["pick_amp_dtype"](CPU) == torch.float32 and nb["pick_amp_dtype"]({**CPU, "bf16": False}) == torch.float32
-    assert nb["pick_amp_dtype"]({**CPU, "bf16": True}) == torch.bfloat16  # native bf16 (AVX512-BF16, AMX) only
-    has_bf16 = nb["cpu_has_bf16"]()
-    assert isinstance(has_bf16, bool) and nb["describe_device"](torch.device("cpu"))["bf16"] == has_bf16
-    assert nb["pick_amp_dtype"](T4) == torch.float16 and nb["pick_amp_dtype"](H100) == torch.bfloat16
-    assert nb["resolve_compile"]("auto", T4) and not nb["resolve_compile"]("auto", CPU) and not nb["resolve_compile"](True, CPU)
+    assert nb.pick_amp_dtype(CPU) == torch.float32 and nb.pick_amp_dtype({**CPU, "bf16": False}) == torch.float32
+    assert nb.pick_amp_dtype({**CPU, "bf16": True}) == torch.bfloat16  # native bf16 (AVX512-BF16, AMX) only
+    has_bf16 = nb.cpu_has_bf16()
+    assert isinstance(has_bf16, bool) and nb.describe_device(torch.device("cpu"))["bf16"] == has_bf16
+    assert nb.pick_amp_dtype(T4) == torch.float16 and nb.pick_amp_dtype(H100) == torch.bfloat16
+    assert nb.resolve_compile("auto", T4) and not nb.resolve_compile("auto", CPU) and not nb.resolve_compile(True, CPU)
     with pytest.raises(ValueError, match="USE_COMPILE"):
-        nb["resolve_compile"]("yes", T4)
+        nb.resolve_compile("yes", T4)
 
 
 def test_profiles_resolve_and_bad_name_raises(nb):
-    name, cfg, reason = nb["resolve_profile"]("smoke", CPU)
-    assert name == "smoke" and cfg["n_eval"] < nb["resolve_profile"]("full", CPU)[1]["n_eval"]
-    assert all(len(values) == len(nb["PROFILE_NAMES"]) for values in nb["PROFILES"].values())
-    assert set(nb["BUDGET_SECONDS"]) == set(nb["PROFILE_NAMES"])
+    name, cfg, reason = nb.resolve_profile("smoke", CPU)
+    assert name == "smoke" and cfg.n_eval < nb.resolve_profile("full", CPU)[1].n_eval
+    assert set(nb.PROFILES) == {"smoke", "cpu", "t4", "full"}
+    budgets = {p: nb.PROFILES[p].budget_seconds for p in nb.PROFILES}
+    assert budgets == {"smoke": 240, "cpu": 3600, "t4": 1200, "full": 360}  # the guide's budgets
+    with pytest.raises(TypeError):  # a profile names every field: none can be left out
+        nb.Profile(clf_epochs=1)
     with pytest.raises(ValueError, match="unknown PROFILE 'fast'"):
-        nb["resolve_profile"]("fast", CPU)
+        nb.resolve_profile("fast", CPU)
 
 
 @pytest.mark.parametrize("n,d", [(2000, 16), (300, 64), (50, 128)])  # the last: N < D, singular covariances
@@ -76,7 +79,7 @@ def test_frechet_distance_matches_pytorch_fid(nb, n, d):
     rng = np.random.default_rng(n + d)
     a = rng.normal(size=(n, d))
     b = rng.normal(loc=0.3, scale=1.2, size=(n, d)) @ rng.normal(scale=0.3, size=(d, d))
-    ours = nb["frechet_distance"](*stats(a), *stats(b))
+    ours = nb.frechet_distance(*stats(a), *stats(b))
     reference = calculate_frechet_distance(*stats(a), *stats(b))
     assert math.isfinite(ours) and ours == pytest.approx(reference, rel=1e-5, abs=1e-6)
 
@@ -87,9 +90,9 @@ def test_frechet_to_reference_matches_frechet_distance(nb, n):
     d = 64
     real = rng.normal(size=(4000, d)) @ rng.normal(scale=0.4, size=(d, d))
     fake = rng.normal(loc=0.2, size=(n, d)) @ rng.normal(scale=0.4, size=(d, d))
-    ref = nb["reference_stats"](torch.from_numpy(real))
+    ref = nb.reference_stats(torch.from_numpy(real))
     expected = calculate_frechet_distance(*stats(fake), *stats(real))
-    assert nb["frechet_to_reference"](*stats(fake), ref) == pytest.approx(expected, rel=1e-4, abs=1e-3)
+    assert nb.frechet_to_reference(*stats(fake), ref) == pytest.approx(expected, rel=1e-4, abs=1e-3)
     # the cached square root is a true symmetric square root of the covariance
     assert np.allclose(ref["sigma_sqrt"] @ ref["sigma_sqrt"], ref["sigma"], atol=1e-8)
 
@@ -97,37 +100,37 @@ def test_frechet_to_reference_matches_frechet_distance(nb, n):
 def test_fid_halfwidth_shrinks_like_one_over_sqrt_n_and_is_seeded(nb):
     gen = torch.Generator().manual_seed(0)
     d = 16
-    ref = nb["reference_stats"](torch.randn(5000, d, generator=gen, dtype=torch.float64))
+    ref = nb.reference_stats(torch.randn(5000, d, generator=gen, dtype=torch.float64))
     widths = []
     for n in (300, 3000):
         fake = torch.randn(n, d, generator=gen, dtype=torch.float64) * 1.2 + 0.3
-        fid = nb["frechet_distance"](*nb["gaussian_stats"](fake), ref["mu"], ref["sigma"])
-        half = nb["fid_halfwidth"](fake, ref, n_boot=200, seed=1)
+        fid = nb.frechet_distance(*nb.gaussian_stats(fake), ref["mu"], ref["sigma"])
+        half = nb.fid_halfwidth(fake, ref, n_boot=200, seed=1)
         assert 0 < half < fid  # the FID of a shifted, widened Gaussian is well resolved at these N
         widths.append(half)
     assert widths[1] < widths[0] / 2  # ~1/sqrt(N): ten times the samples, about a third of the width
-    assert nb["fid_halfwidth"](fake, ref, 50, seed=3) == nb["fid_halfwidth"](fake, ref, 50, seed=3)  # seeded
+    assert nb.fid_halfwidth(fake, ref, 50, seed=3) == nb.fid_halfwidth(fake, ref, 50, seed=3)  # seeded
 
 
 def test_evaluate_centres_the_interval_on_its_own_fid(nb, mnist, yardstick):
     _, ref = yardstick
-    m = nb["evaluate"](mnist["train"][0][20000:20300], ref, n_boot=30, seed=0)
+    m = nb.evaluate(mnist["train"][0][20000:20300], ref, n_boot=30, seed=0)
     assert m["fid_low"] < m["fid"] < m["fid_high"]
     assert m["fid"] - m["fid_low"] == pytest.approx(m["fid_high"] - m["fid"], rel=1e-9)
-    assert "fid_low" not in nb["evaluate"](mnist["train"][0][20000:20300], ref)  # no bootstrap asked, none done
+    assert "fid_low" not in nb.evaluate(mnist["train"][0][20000:20300], ref)  # no bootstrap asked, none done
 
 
 def test_fid_verdict_reads_the_intervals(nb):
     a, b, c = {"fid_low": 1, "fid_high": 2}, {"fid_low": 3, "fid_high": 4}, {"fid_low": 1.5, "fid_high": 3.5}
-    assert nb["fid_verdict"](a, b) == "lower" and nb["fid_verdict"](b, a) == "higher"
-    assert nb["fid_verdict"](a, c) == "indistinguishable"
+    assert nb.fid_verdict(a, b) == "lower" and nb.fid_verdict(b, a) == "higher"
+    assert nb.fid_verdict(a, c) == "indistinguishable"
 
 
 def test_frechet_distance_of_a_set_with_itself_is_zero(nb):
     f = torch.randn(1000, 32, dtype=torch.float64)
-    assert abs(nb["frechet_distance"](*nb["gaussian_stats"](f), *nb["gaussian_stats"](f))) < 1e-6
+    assert abs(nb.frechet_distance(*nb.gaussian_stats(f), *nb.gaussian_stats(f))) < 1e-6
     # and a pure mean shift costs exactly ||shift||^2
-    assert nb["frechet_distance"](*nb["gaussian_stats"](f), *nb["gaussian_stats"](f + 1.0)) == pytest.approx(32.0, rel=1e-6)
+    assert nb.frechet_distance(*nb.gaussian_stats(f), *nb.gaussian_stats(f + 1.0)) == pytest.approx(32.0, rel=1e-6)
 
 
 @pytest.mark.parametrize("k", [3, 5])
@@ -135,7 +138,7 @@ def test_prdc_matches_the_prdc_package(nb, k):
     rng = np.random.default_rng(k)
     real = rng.normal(size=(400, 8)).astype(np.float32)
     fake = rng.normal(loc=0.4, scale=1.3, size=(350, 8)).astype(np.float32)
-    ours = nb["prdc"](torch.from_numpy(real), torch.from_numpy(fake), k)
+    ours = nb.prdc(torch.from_numpy(real), torch.from_numpy(fake), k)
     reference = prdc_package.compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
     for key in ("precision", "recall", "density", "coverage"):
         assert ours[key] == pytest.approx(reference[key], abs=1e-9), key
@@ -143,16 +146,16 @@ def test_prdc_matches_the_prdc_package(nb, k):
 
 def test_classifier_score_bounds(nb):
     confident_balanced = torch.eye(10).repeat(50, 1)
-    assert nb["classifier_score"](confident_balanced) == pytest.approx(10.0, rel=1e-6)
+    assert nb.classifier_score(confident_balanced) == pytest.approx(10.0, rel=1e-6)
     one_class = torch.zeros(500, 10)
     one_class[:, 3] = 1
-    assert nb["classifier_score"](one_class) == pytest.approx(1.0, rel=1e-6)
-    assert nb["classifier_score"](torch.full((500, 10), 0.1)) == pytest.approx(1.0, rel=1e-6)
+    assert nb.classifier_score(one_class) == pytest.approx(1.0, rel=1e-6)
+    assert nb.classifier_score(torch.full((500, 10), 0.1)) == pytest.approx(1.0, rel=1e-6)
 
 
 def test_nearest_distance_matches_brute_force(nb):
     q, pool = torch.rand(7, 28, 28), torch.rand(40, 28, 28)
-    d, idx = nb["nearest_distance"](q, pool)
+    d, idx = nb.nearest_distance(q, pool)
     brute = torch.cdist(q.flatten(1), pool.flatten(1))
     assert torch.allclose(d, brute.min(1).values, atol=1e-4) and torch.equal(idx, brute.argmin(1))
 
@@ -162,10 +165,10 @@ def yardstick(nb, mnist):
     """A smoke-profile classifier (the notebook's own training function) and its reference statistics."""
     x_train, y_train = mnist["train"]
     x_test, _ = mnist["test"]
-    clf, _ = nb["train_classifier"]("classifier", nb["new_model"](nb["DigitClassifier"], 0), (x_train[:8000], y_train[:8000]),
-                                    8000 // 128, 128, 0, lr=nb["CLF_LR"], label_smoothing=nb["CLF_LABEL_SMOOTHING"],
-                                    max_shift=nb["CLF_MAX_SHIFT"])
-    return clf, nb["build_reference"](clf, x_test, x_train, n_memo=200)
+    clf, _ = nb.train_classifier(nb.Run("classifier", steps=8000 // 128, batch=128, seed=0), nb.new_model(nb.DigitClassifier, 0),
+                                 (x_train[:8000], y_train[:8000]), lr=nb.CLF_LR, label_smoothing=nb.CLF_LABEL_SMOOTHING,
+                                 max_shift=nb.CLF_MAX_SHIFT)
+    return clf, nb.build_reference(clf, x_test, x_train, n_memo=200)
 
 
 def blur(x):
@@ -177,9 +180,9 @@ def test_metrics_move_the_right_way_when_images_degrade(nb, mnist, yardstick):
     _, ref = yardstick
     x_train, _ = mnist["train"]
     real = x_train[10000:11000]
-    clean = nb["evaluate"](real, ref)
-    blurred = nb["evaluate"](blur(real), ref)
-    noisy = nb["evaluate"]((real + 0.5 * torch.randn_like(real)).clamp(0, 1), ref)
+    clean = nb.evaluate(real, ref)
+    blurred = nb.evaluate(blur(real), ref)
+    noisy = nb.evaluate((real + 0.5 * torch.randn_like(real)).clamp(0, 1), ref)
     for degraded in (blurred, noisy):
         assert degraded["fid"] > 2 * clean["fid"] + 1.0
         assert degraded["density"] < clean["density"] and degraded["coverage"] < clean["coverage"]
@@ -193,9 +196,9 @@ def test_metrics_move_the_right_way_when_images_degrade(nb, mnist, yardstick):
 def test_evaluate_rejects_bad_input(nb, yardstick):
     _, ref = yardstick
     with pytest.raises(ValueError, match="finite"):
-        nb["evaluate"](torch.full((10, 28, 28), float("nan")), ref)
+        nb.evaluate(torch.full((10, 28, 28), float("nan")), ref)
     with pytest.raises(ValueError):
-        nb["evaluate"](torch.rand(10, 32, 32), ref)
+        nb.evaluate(torch.rand(10, 32, 32), ref)
 
 
 def test_train_loop_stops_on_non_finite_loss(nb):
@@ -203,4 +206,4 @@ def test_train_loop_stops_on_non_finite_loss(nb):
         return {"loss": torch.tensor(float("nan") if i == 3 else 1.0)}
 
     with pytest.raises(FloatingPointError, match="non-finite loss"):
-        nb["train_loop"](step, n_data=100, n_steps=10, batch_size=10, desc="test", log_every=3)
+        nb.train_loop(step, n_data=100, n_steps=10, batch_size=10, desc="test", log_every=3)
