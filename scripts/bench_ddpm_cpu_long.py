@@ -1,4 +1,4 @@
-"""Full-length DDPM runs of the `cpu` profile's recipe and its variants (issue 12; a benchmark, not a test).
+"""Full-length DDPM runs of the `cpu` profile's recipe and its variants (a benchmark, not a test).
 
 bench_ddpm_recipe.py chose the recipe from 150-s runs. This script checks the choices that only show at the
 notebook's own length: each candidate is trained exactly as the notebook trains its main DDPM (train_ddpm
@@ -55,7 +55,7 @@ CANDIDATES = {
     # of the third pass's 11,000 steps; bf16 steps of batch 64 timed alone on the development CPU: 115 ms for (1, 2, 2),
     # 120 ms for (1, 2, 3), 139 ms for (1, 2, 4)
     "mults (1, 2, 4), 9,000 steps": {"mults": (1, 2, 4), "steps": 9000},
-    # the `cpu` profile since the fifth session (its render reproduced this row); a later profile change gets a row of its own
+    # the `cpu` profile (its render reproduced this row); a later profile change gets a row of its own
     "mults (1, 2, 4), 12,000 steps (does the confident fraction still rise?)": {"mults": (1, 2, 4), "steps": 12000},
 }
 EXTRA_SEEDS = (1000, 2000)  # added to SEED: further draws of N samples at the end (runs since the fourth pass)

@@ -1,4 +1,4 @@
-"""Which DDPM recipe learns MNIST digits fastest per CPU second? (issue 12; a benchmark, not a test)
+"""Which DDPM recipe learns MNIST digits fastest per CPU second? (a benchmark, not a test)
 
 Trains short runs of candidate recipes with the notebook's own U-Net, loss, EMA and samplers, each for
 the same wall-clock budget of training (the step count is the budget divided by the recipe's own

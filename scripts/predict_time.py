@@ -1,6 +1,6 @@
 """Forecast the notebook's run time on a GPU nobody here has (a Colab T4), from counted work.
 
-Method (issue 10). The notebook's own `section_workload(cfg)` counts, per timed section, the units of
+Method. The notebook's own `section_workload(cfg)` counts, per timed section, the units of
 work a profile asks for: training steps of each model family at its batch size, network passes per
 image while sampling, images through evaluate(). For each unit this script runs it once on the CPU
 under a counting dispatch mode and records, op by op, the FLOPs (torch.utils.flop_counter's formulas),

@@ -24,8 +24,9 @@ PYTHONUNBUFFERED=1 timeout "${RENDER_TIMEOUT:-3500}" python3 -m papermill rollno
   -p PROFILE "$profile" "$@" --log-output -k python3 2>&1 | grep -v '%|' | tee "$outdir/log.txt"
 rc=${PIPESTATUS[0]}
 echo "papermill exit $rc after $(( $(date +%s) - start )) s"
-# papermill adds a cell tagged injected-parameters; committed, it would override the parameters cell in Colab
-python3 scripts/strip_injected.py "$outdir/executed.ipynb" || rc=1
+# papermill adds a cell tagged injected-parameters (committed, it would override the parameters cell in Colab);
+# the stamp records each code cell's source hash and this run's id, which metrics.json and the samples carry
+python3 scripts/stamp_render.py "$outdir/executed.ipynb" --metrics figures/metrics.json || rc=1
 # the GPU machine returns files of at most 16 MiB: split the archive (join with `cat outputs.tar.gz.part-* | tar xz`)
 tar czf - figures data/samples 2>/dev/null | split -b 15m - "$outdir/outputs.tar.gz.part-"
 exit "$rc"

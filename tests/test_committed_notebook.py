@@ -1,9 +1,13 @@
 """The committed notebook, as a grader opens it in Colab: what "Run all" will execute."""
+import hashlib
 import json
 
-from notebook_defs import NOTEBOOK
+import numpy as np
+from notebook_defs import NOTEBOOK, ROOT
 
-CELLS = json.loads(NOTEBOOK.read_text())["cells"]
+NB = json.loads(NOTEBOOK.read_text())
+CELLS = NB["cells"]
+CODE = [c for c in CELLS if c["cell_type"] == "code"]
 
 
 def tagged(tag):
@@ -34,3 +38,28 @@ def test_every_anchor_the_intro_links_to_exists():
     links = set(re.findall(r"\]\(#([\w-]+)\)", text))
     anchors = set(re.findall(r'<a id="([\w-]+)"></a>', text))
     assert links and links <= anchors, links - anchors
+
+
+def test_the_committed_notebook_is_one_run_of_its_code():
+    """Its outputs come from one top-to-bottom run of exactly this code: execution counts 1..n in order, every code
+    cell's source hash as the render stamped it, no error output. A changed code cell needs a re-render
+    (scripts/render.sh) before it lands."""
+    assert [c.get("execution_count") for c in CODE] == list(range(1, len(CODE) + 1)), "execution counts are not 1..n: re-render"
+    changed = [i for i, c in enumerate(CODE)
+               if c["metadata"].get("source_sha256") != hashlib.sha256("".join(c["source"]).encode()).hexdigest()]
+    assert not changed, f"code cells {changed} changed since the render (or were never rendered): re-render the notebook"
+    assert not [o for c in CODE for o in c.get("outputs", []) if o["output_type"] == "error"]
+
+
+def test_metrics_and_samples_come_from_the_committed_run():
+    """figures/metrics.json and every data/samples/*.npz carry the run id that the committed notebook was stamped with,
+    and there is one sample file per evaluated model, no more."""
+    run_id = NB["metadata"]["render"]["run_id"]
+    metrics = json.loads((ROOT / "figures" / "metrics.json").read_text())
+    assert metrics["run"]["run_id"] == run_id and metrics["run"]["profile"] == NB["metadata"]["render"]["profile"]
+    files = {p.stem: p for p in (ROOT / "data" / "samples").glob("*.npz")}
+    assert set(files) == set(metrics["models"])
+    for name, path in files.items():
+        with np.load(path) as f:
+            assert str(f["run_id"]) == run_id, name
+            assert f["images"].shape == (metrics["models"][name]["n"], 28, 28) and f["images"].dtype == np.uint8

@@ -216,7 +216,7 @@ def test_sampler_pads_batches_for_a_compiled_carrier_and_returns_exactly_n(nb):
 def test_section_workload_counts_follow_the_profile(nb):
     smoke, full = (nb.resolve_profile(p, {"type": "cpu", "name": "CPU", "capability": None})[1] for p in ("smoke", "full"))
     w_smoke, w_full = nb.section_workload(smoke), nb.section_workload(full)
-    assert set(w_full) == {"Q1 VAE", "Q2 DDPM", "Q3 GAN and latent diffusion"}
+    assert set(w_full) == {"Q1 VAE", "Q2 DDPM", "Q3 GAN and latent diffusion", "Q3(a) likelihood bounds"}
     for section, units in w_full.items():
         assert all(n > 0 for n in units.values()) and set(units) == set(w_smoke[section])
         assert all(units[u] > w_smoke[section][u] for u in units), section

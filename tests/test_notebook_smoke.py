@@ -106,31 +106,43 @@ def test_sample_files_are_exactly_the_evaluated_samples(ran, metrics):
 
 
 def test_forecast_and_answers_at_a_glance_are_printed(ran):
+    """The forecast and the timing table are printed; the answers at a glance fill the last cell and the display
+    under the title (a placeholder until the last cell updates it), one line per homework part."""
     _, nb = ran
-    text = "\n".join("".join(o["text"]) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]
-                     if o["output_type"] == "stream")
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    text = "\n".join("".join(o["text"]) for c in code for o in c["outputs"] if o["output_type"] == "stream")
     assert "this run should end in about" in text and "actual/forecast" in text
-    glance = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]
-              if "text/markdown" in o.get("data", {}) and "| 2(e) |" in "".join(o["data"]["text/markdown"])]
-    assert len(glance) == 1
-    table = "".join(glance[0]["data"]["text/markdown"])
-    for part in ("1(a)", "1(b)", "1(c)", "1(d)", "2(a)", "2(b)", "2(c)", "2(d)", "2(e)", "3(a)", "3(b)", "3(c)"):
-        assert f"| {part} |" in table, part
-    assert "nan" not in table
+
+    def markdown(cell):
+        return ["".join(o["data"]["text/markdown"]) for o in cell["outputs"] if "text/markdown" in o.get("data", {})]
+
+    first = next(c for c in code if "answers-at-a-glance" in c["metadata"].get("tags", []))
+    assert code.index(first) < 3  # on the first screen, under the title
+    for table in (markdown(first)[0], markdown(code[-1])[-1]):
+        for part in ("1(a)", "1(b)", "1(c)", "1(d)", "2(a)", "2(b)", "2(c)", "2(d)", "2(e)", "3(a)", "3(b)", "3(c)"):
+            assert f"| [{part}](#q{part[0]}{part[2]}) |" in table, part
+        assert "nan" not in table and "filled in by" not in table
 
 
-def test_injected_parameters_are_stripped_by_the_render_script(ran, tmp_path):
+def test_the_render_script_strips_the_injected_cell_and_stamps_the_run(ran, metrics, tmp_path):
+    import hashlib
     import subprocess
     import sys
 
-    _, nb = ran
+    work, nb = ran
     path = tmp_path / "executed.ipynb"
     path.write_text(json.dumps(nb))
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])  # papermill added one
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "strip_injected.py"), str(path)], check=True)
-    stripped = json.loads(path.read_text())
-    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in stripped["cells"])
-    assert len(stripped["cells"]) == len(nb["cells"]) - 1
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "stamp_render.py"), str(path), "--metrics",
+                    str(work / "figures" / "metrics.json")], check=True)
+    stamped = json.loads(path.read_text())
+    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in stamped["cells"])
+    assert len(stamped["cells"]) == len(nb["cells"]) - 1
+    code = [c for c in stamped["cells"] if c["cell_type"] == "code"]
+    assert all(c["metadata"]["source_sha256"] == hashlib.sha256("".join(c["source"]).encode()).hexdigest() for c in code)
+    assert stamped["metadata"]["render"]["run_id"] == metrics["run"]["run_id"]
+    for name in MODELS:  # every sample file of the run carries its id
+        assert str(np.load(work / "data" / "samples" / f"{name}.npz")["run_id"]) == metrics["run"]["run_id"]
 
 
 def test_every_figure_is_saved_and_no_other(ran):

@@ -1,0 +1,171 @@
+"""Likelihood bounds in bits per dimension (Q3(a)) and the second-order fast sampler (2(b)), checked against
+references and against toy problems whose answer is known."""
+import math
+
+import pytest
+import torch
+
+LEVELS = torch.arange(256, dtype=torch.float64) / 127.5 - 1  # the 256 grey levels of 8-bit data on [-1, 1]
+
+
+@pytest.mark.parametrize("mean,log_scale", [(0.3, -2.0), (-0.99, -5.0), (0.0, 0.5), (1.4, -1.0)])
+def test_discretized_gaussian_probabilities_over_the_256_levels_sum_to_one(nb, mean, log_scale):
+    logp = nb.discretized_gaussian_log_likelihood(LEVELS, torch.full_like(LEVELS, mean), torch.full_like(LEVELS, log_scale))
+    assert logp.exp().sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert (logp <= 0).all()
+    # an interior level holds the Gaussian's mass over its bin of width 2/255: the level nearest the mean
+    k = min(max(round((mean + 1) * 127.5), 1), 254)
+    normal = torch.distributions.Normal(torch.tensor(mean, dtype=torch.float64), math.exp(log_scale))
+    mass = normal.cdf(LEVELS[k] + 1 / 255) - normal.cdf(LEVELS[k] - 1 / 255)
+    assert logp[k].exp().item() == pytest.approx(mass.item(), rel=1e-6, abs=1e-12)
+
+
+def test_normal_kl_matches_torch_distributions(nb):
+    torch.manual_seed(0)
+    m1, m2, lv1, lv2 = torch.randn(4, 50).unbind(0)
+    ours = nb.normal_kl(m1, lv1, m2, lv2)
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(m1, (0.5 * lv1).exp()), torch.distributions.Normal(m2, (0.5 * lv2).exp()))
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def gaussian_data_oracle(alpha_bar, s):
+    """The exact noise predictor of data x0 ~ N(0, s^2 I): eps(x_t) = sqrt(1 - abar) x_t / (abar s^2 + 1 - abar)."""
+    ab = alpha_bar.float()
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, t):
+            a = ab[(t * len(ab) / 1000).round().long()].view(-1, *([1] * (x.dim() - 1)))
+            return (1 - a).sqrt() * x / (a * s * s + 1 - a)
+
+    return Oracle()
+
+
+def log_snr_schedule(nb, T, hi=9.0, lo=-9.0):
+    """T steps evenly spaced in log-SNR over a fixed range: more steps, finer steps (the rescaled linear schedule keeps
+    its first steps' SNR ratio as T grows, so its discretisation gap does not vanish)."""
+    ab = torch.sigmoid(torch.linspace(hi, lo, T, dtype=torch.float64))
+    return nb.schedule_from_betas(1 - ab / torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]]), f"log-SNR T={T}")
+
+
+def test_ddpm_bound_with_an_exact_denoiser_is_above_the_true_nll_and_approaches_it(nb):
+    """Gaussian data, whose negative log-likelihood is known: 0.5 log(2 pi s^2) + 1/2 nats per dimension. The bound
+    of the exact denoiser (continuous Gaussian decoder) is at least that, and its gap shrinks towards 0 as T grows."""
+    s, dims = 0.5, 4
+    true_nll = 0.5 * math.log(2 * math.pi * s * s) + 0.5
+    torch.manual_seed(0)
+    x0 = torch.randn(20000, dims) * s
+    gaps = {}
+    for T in (50, 200, 1000):
+        schedule = log_snr_schedule(nb, T)
+        terms = nb.Diffusion(schedule, clip=None).bound_terms(gaussian_data_oracle(schedule["alpha_bar"], s), x0,
+                                                              torch.Generator().manual_seed(0), decoder="gaussian")
+        assert terms["steps"].shape == (len(x0), T - 1) and (terms["steps"] >= 0).all() and (terms["prior"] >= 0).all()
+        per_dim = (terms["prior"] + terms["steps"].sum(1) + terms["decoder"]) / dims
+        se = per_dim.std().item() / math.sqrt(len(per_dim))
+        gaps[T] = per_dim.mean().item() - true_nll
+        assert gaps[T] > -3 * se, (T, gaps[T])  # a bound: never below the truth beyond Monte Carlo noise
+    assert gaps[1000] < gaps[200] < gaps[50] and gaps[1000] < 0.06, gaps
+
+
+def test_ddpm_bound_of_one_data_point_with_its_exact_denoiser(nb):
+    """A data set of one 8-bit image: its true NLL is 0. With the exact denoiser every L_{t-1} is 0 and L_T tiny; what
+    remains is L_0, the mass of each pixel's own bin under the decoder N(x_0, beta_1), which shrinks towards 0 as T
+    grows (beta_1 = 0.1 / T in the rescaled linear schedule). A wrong denoiser pays for every step."""
+    point = (torch.randint(0, 256, (1, 1, 28, 28)).double() / 127.5 - 1).float()
+
+    def oracle(schedule, target):
+        ab = schedule["alpha_bar"].float()
+
+        class Oracle(torch.nn.Module):
+            def forward(self, x, t):
+                a = ab[(t * len(ab) / 1000).round().long()].view(-1, 1, 1, 1)
+                return (x - a.sqrt() * target) / (1 - a).sqrt()
+
+        return Oracle()
+
+    decoder_bits = {}
+    for T in (100, 1000):
+        schedule = nb.make_schedule("linear", T)
+        exact = nb.Diffusion(schedule).bound_terms(oracle(schedule, point), point.expand(3, -1, -1, -1), torch.Generator().manual_seed(0))
+        assert exact["steps"].abs().max() < 1e-3 and exact["prior"].max() < 1e-2
+        sigma = math.sqrt(schedule["betas"][0].item())
+        normal = torch.distributions.Normal(point.double(), sigma)
+        upper = torch.where(point > 0.999, torch.ones_like(point.double()), normal.cdf(point.double() + 1 / 255))
+        lower = torch.where(point < -0.999, torch.zeros_like(point.double()), normal.cdf(point.double() - 1 / 255))
+        assert exact["decoder"][0].item() == pytest.approx(-(upper - lower).log().sum().item(), rel=1e-3)
+        decoder_bits[T] = nb.bits_per_dim(exact["decoder"][0]).item()
+    assert 0 < decoder_bits[1000] < decoder_bits[100]
+    schedule = nb.make_schedule("linear", 100)
+    wrong = nb.Diffusion(schedule).bound_terms(oracle(schedule, -point), point.expand(3, -1, -1, -1), torch.Generator().manual_seed(0))
+    assert nb.bits_per_dim(wrong["steps"].sum(1)).min() > 1
+
+
+def test_vae_256_level_decoder(nb):
+    torch.manual_seed(0)
+    vae = nb.ConvVAE(latent_dim=3, width=4, hidden=8, likelihood="gaussian256")
+    x = torch.randint(0, 256, (5, 28, 28)).float() / 255
+    out, mu, logvar = vae(x)
+    assert out.shape == (5, 2, 28, 28)
+    nll = vae.nll(out, x)
+    assert nll.shape == (5,) and (nll > 0).all()
+    terms = nb.negative_elbo(vae, x)
+    assert terms["loss"].item() == pytest.approx(terms["rec"].item() + terms["kl"].item(), rel=1e-5)
+    assert vae.mean_image(torch.randn(2, 3)).shape == (2, 28, 28)
+    assert nb.iwae_bound(vae, x, k=8, chunk=4).shape == (5,)
+    with pytest.raises(ValueError, match="unknown decoder likelihood"):
+        nb.ConvVAE(likelihood="laplace")
+
+
+def test_dpm_solver_recovers_a_data_point_with_its_exact_denoiser_and_agrees_with_ddim(nb):
+    """DPM-Solver++(2M): with the exact denoiser of a single data point it returns that point (every data prediction
+    is the point); on Gaussian data its deterministic map converges with many steps to DDIM's, both solving one ODE."""
+    schedule = nb.make_schedule("linear", 100)
+    ab = schedule["alpha_bar"].float()
+    target = torch.rand(1, 1, 28, 28) * 1.6 - 0.8
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, t):
+            a = ab[(t * 100 / 1000).round().long()].view(-1, 1, 1, 1)
+            return (x - a.sqrt() * target) / (1 - a).sqrt()
+
+    for steps in (5, 10, 100):
+        x, _ = nb.Diffusion(schedule).sample(Oracle(), torch.randn(3, 1, 28, 28), steps, "dpmpp2m")
+        assert torch.allclose(x, target.expand_as(x), atol=1e-4), steps
+    schedule = nb.make_schedule("linear", 1000)
+    oracle, diffusion = gaussian_data_oracle(schedule["alpha_bar"], 0.5), nb.Diffusion(schedule, clip=None)
+    x_T = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    exact, _ = diffusion.sample(oracle, x_T, 1000, "ddim")
+    errors = {}
+    for steps in (10, 50, 500):
+        dpm, _ = diffusion.sample(oracle, x_T, steps, "dpmpp2m")
+        ddim, _ = diffusion.sample(oracle, x_T, steps, "ddim")
+        errors[steps] = ((dpm - ddim).norm() / ddim.norm()).item()
+        assert ((dpm - exact).norm() / exact.norm()).item() < (0.5 if steps == 10 else 0.1)
+    assert errors[500] < 0.01 and errors[500] < errors[50] < errors[10], errors
+    with pytest.raises(ValueError, match="unknown sampler"):
+        diffusion.sample(oracle, x_T, 10, "euler")
+
+
+def test_the_first_dpm_solver_step_is_the_ddim_step(nb):
+    schedule = nb.make_schedule("linear", 1000)
+    ab = schedule["alpha_bar"].tolist()
+    x_t, x0 = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    t, prev = 700, 500
+    eps = (x_t - math.sqrt(ab[t]) * x0) / math.sqrt(1 - ab[t])
+    ddim, _ = nb.ddim_mean_std(x0, eps, ab[t], ab[prev], 0.0)
+    dpm, history = nb.dpmpp2m_step(x_t, x0, ab[t], ab[prev], None)
+    assert torch.allclose(dpm, ddim, atol=1e-10) and history[1] > 0
+
+
+def test_recommended_fast_sampler_reads_the_sweep(nb):
+    def m(fid, half=1.0):
+        return {"fid": fid, "fid_low": fid - half, "fid_high": fid + half}
+
+    sweep = {"ddpm": {10: m(30), 50: m(12), 100: m(10)}, "ddim": {10: m(20), 50: m(11.5)}, "dpmpp2m": {10: m(11.8), 50: m(10.5)}}
+    assert nb.recommended_fast_sampler(sweep, 100) == {"method": "dpmpp2m", "steps": 10, "fid": 11.8, "reaches_ddpm": True}
+    sweep["dpmpp2m"][10] = m(15)  # nobody reaches the 100-step DDPM at 10 steps: the fewest steps that do
+    assert nb.recommended_fast_sampler(sweep, 100)["steps"] == 50
+    far = {"ddpm": {10: m(30), 25: m(25), 100: m(10)}, "ddim": {10: m(20), 25: m(18)}}  # none reaches it: the best FID, S <= T/4
+    assert nb.recommended_fast_sampler(far, 100) == {"method": "ddim", "steps": 25, "fid": 18, "reaches_ddpm": False}
+    with pytest.raises(ValueError, match="must hold"):
+        nb.recommended_fast_sampler({"ddpm": {10: m(3)}}, 100)
