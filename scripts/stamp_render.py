@@ -19,10 +19,19 @@ def source_hash(cell):
 
 
 def strip_injected(nb):
-    """Drop papermill's injected-parameters cells; return how many."""
+    """Drop papermill's injected-parameters cells and number the remaining code cells' executions 1..n in their order
+    (the injected cell ran between the parameters cell and the next one; what it set is kept in the render stamp).
+    Returns how many cells were dropped."""
     kept = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     removed = len(nb["cells"]) - len(kept)
     nb["cells"] = kept
+    code = [c for c in kept if c["cell_type"] == "code"]
+    if removed and all(c.get("execution_count") for c in code):
+        for n, cell in enumerate(sorted(code, key=lambda c: c["execution_count"]), 1):
+            cell["execution_count"] = n
+            for out in cell.get("outputs", []):
+                if "execution_count" in out:
+                    out["execution_count"] = n
     return removed
 
 
@@ -33,6 +42,7 @@ def stamp(nb, metrics):
             cell["metadata"]["source_sha256"] = source_hash(cell)
     run = metrics["run"]
     nb["metadata"]["render"] = {k: run[k] for k in ("run_id", "profile", "device", "torch", "amp_dtype", "seconds_total", "budget_seconds")}
+    nb["metadata"]["render"]["parameters"] = nb["metadata"].get("papermill", {}).get("parameters", {})  # what papermill injected
     return nb
 
 

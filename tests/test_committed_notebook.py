@@ -63,3 +63,14 @@ def test_metrics_and_samples_come_from_the_committed_run():
         with np.load(path) as f:
             assert str(f["run_id"]) == run_id, name
             assert f["images"].shape == (metrics["models"][name]["n"], 28, 28) and f["images"].dtype == np.uint8
+
+
+def test_the_readme_results_are_the_committed_runs():
+    """The README's results block is exactly what scripts/results_table.py makes of figures/metrics.json."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import results_table
+
+    metrics = json.loads((ROOT / "figures" / "metrics.json").read_text())
+    assert results_table.readme_copy((ROOT / "README.md").read_text()) == results_table.table(metrics)

@@ -140,6 +140,7 @@ def test_the_render_script_strips_the_injected_cell_and_stamps_the_run(ran, metr
     assert len(stamped["cells"]) == len(nb["cells"]) - 1
     code = [c for c in stamped["cells"] if c["cell_type"] == "code"]
     assert all(c["metadata"]["source_sha256"] == hashlib.sha256("".join(c["source"]).encode()).hexdigest() for c in code)
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))  # numbered without the injected cell
     assert stamped["metadata"]["render"]["run_id"] == metrics["run"]["run_id"]
     for name in MODELS:  # every sample file of the run carries its id
         assert str(np.load(work / "data" / "samples" / f"{name}.npz")["run_id"]) == metrics["run"]["run_id"]
