@@ -47,7 +47,7 @@ BASE = {"T": CFG.ddpm_T, "dropout": CFG.unet_dropout, "steps": 4 if ARGS.dry_run
 SECOND = {"ema": 0.995, "amp_dtype": torch.float32, "mults": (1, 2, 2)}  # the second pass's rows: fp32, EMA 0.995 (changed by
 # ddpm_cpu_bf16_ema.md), and the U-Net's multipliers before the fourth pass
 CANDIDATES = {
-    "issue-12 render: dropout 0.1, 3600 steps": {**SECOND, "dropout": 0.1, "steps": 3600},
+    "first cpu recipe: dropout 0.1, 3600 steps": {**SECOND, "dropout": 0.1, "steps": 3600},
     "dropout 0, 3600 steps": {**SECOND, "dropout": 0.0, "steps": 3600},
     "T 1000 (sampled on 100 respaced steps), dropout 0.1, 3600 steps": {**SECOND, "T": 1000, "dropout": 0.1, "steps": 3600},
     "second-pass cpu profile: 7200 steps, fp32, EMA 0.995": {**SECOND, "steps": 7200},

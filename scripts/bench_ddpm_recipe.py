@@ -35,7 +35,7 @@ N_EVAL, DDIM_STEPS, N_DATA = (32, 5, 4000) if ARGS.dry_run else (250, 25, 60000)
 BASE = {"width": 16, "attn": (2,), "batch": 64, "lr": 2e-3, "warmup": 100, "ema": 0.995, "target": "eps",
         "min_snr": None, "T": 1000}
 CANDIDATES = {
-    "cpu profile before issue 12 (w8, EMA 0.999)": {"width": 8, "ema": 0.999, "warmup": None},
+    "earlier cpu profile (w8, EMA 0.999)": {"width": 8, "ema": 0.999, "warmup": None},
     "w8": {"width": 8},
     "baseline: w16, b64, lr 2e-3, EMA 0.995, eps, T 1000": {},
     "v-prediction": {"target": "v"},

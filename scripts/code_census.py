@@ -77,9 +77,7 @@ def census(path=NOTEBOOK):
         tree = ast.parse(source)
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node.name != STEP_BUILDER:
-                body = ast.get_source_segment(source, node) or ""
-                inner = {n.name for n in ast.walk(node) if isinstance(n, ast.FunctionDef) and n is not node}
-                if ASSEMBLY.search(body) and not inner & {STEP_BUILDER}:
+                if ASSEMBLY.search(ast.get_source_segment(source, node) or ""):
                     assembly.append(f"{label}:{node.name}")
         # module-level code of scripts
         top_src = "\n".join(ast.get_source_segment(source, n) or "" for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef)))

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from oracles import GaussianOracle, PointOracle
 
 LEVELS = torch.arange(256, dtype=torch.float64) / 127.5 - 1  # the 256 grey levels of 8-bit data on [-1, 1]
 
@@ -28,18 +29,6 @@ def test_normal_kl_matches_torch_distributions(nb):
     assert torch.allclose(ours, ref, atol=1e-5)
 
 
-def gaussian_data_oracle(alpha_bar, s):
-    """The exact noise predictor of data x0 ~ N(0, s^2 I): eps(x_t) = sqrt(1 - abar) x_t / (abar s^2 + 1 - abar)."""
-    ab = alpha_bar.float()
-
-    class Oracle(torch.nn.Module):
-        def forward(self, x, t):
-            a = ab[(t * len(ab) / 1000).round().long()].view(-1, *([1] * (x.dim() - 1)))
-            return (1 - a).sqrt() * x / (a * s * s + 1 - a)
-
-    return Oracle()
-
-
 def log_snr_schedule(nb, T, hi=9.0, lo=-9.0):
     """T steps evenly spaced in log-SNR over a fixed range: more steps, finer steps (the rescaled linear schedule keeps
     its first steps' SNR ratio as T grows, so its discretisation gap does not vanish)."""
@@ -57,7 +46,7 @@ def test_ddpm_bound_with_an_exact_denoiser_is_above_the_true_nll_and_approaches_
     gaps = {}
     for T in (50, 200, 1000):
         schedule = log_snr_schedule(nb, T)
-        terms = nb.Diffusion(schedule, clip=None).bound_terms(gaussian_data_oracle(schedule["alpha_bar"], s), x0,
+        terms = nb.Diffusion(schedule, clip=None).bound_terms(GaussianOracle(schedule["alpha_bar"], s), x0,
                                                               torch.Generator().manual_seed(0), decoder="gaussian")
         assert terms["steps"].shape == (len(x0), T - 1) and (terms["steps"] >= 0).all() and (terms["prior"] >= 0).all()
         per_dim = (terms["prior"] + terms["steps"].sum(1) + terms["decoder"]) / dims
@@ -73,20 +62,11 @@ def test_ddpm_bound_of_one_data_point_with_its_exact_denoiser(nb):
     grows (beta_1 = 0.1 / T in the rescaled linear schedule). A wrong denoiser pays for every step."""
     point = (torch.randint(0, 256, (1, 1, 28, 28)).double() / 127.5 - 1).float()
 
-    def oracle(schedule, target):
-        ab = schedule["alpha_bar"].float()
-
-        class Oracle(torch.nn.Module):
-            def forward(self, x, t):
-                a = ab[(t * len(ab) / 1000).round().long()].view(-1, 1, 1, 1)
-                return (x - a.sqrt() * target) / (1 - a).sqrt()
-
-        return Oracle()
-
     decoder_bits = {}
     for T in (100, 1000):
         schedule = nb.make_schedule("linear", T)
-        exact = nb.Diffusion(schedule).bound_terms(oracle(schedule, point), point.expand(3, -1, -1, -1), torch.Generator().manual_seed(0))
+        exact = nb.Diffusion(schedule).bound_terms(PointOracle(schedule["alpha_bar"], point), point.expand(3, -1, -1, -1),
+                                                   torch.Generator().manual_seed(0))
         assert exact["steps"].abs().max() < 1e-3 and exact["prior"].max() < 1e-2
         sigma = math.sqrt(schedule["betas"][0].item())
         normal = torch.distributions.Normal(point.double(), sigma)
@@ -96,7 +76,8 @@ def test_ddpm_bound_of_one_data_point_with_its_exact_denoiser(nb):
         decoder_bits[T] = nb.bits_per_dim(exact["decoder"][0]).item()
     assert 0 < decoder_bits[1000] < decoder_bits[100]
     schedule = nb.make_schedule("linear", 100)
-    wrong = nb.Diffusion(schedule).bound_terms(oracle(schedule, -point), point.expand(3, -1, -1, -1), torch.Generator().manual_seed(0))
+    wrong = nb.Diffusion(schedule).bound_terms(PointOracle(schedule["alpha_bar"], -point), point.expand(3, -1, -1, -1),
+                                               torch.Generator().manual_seed(0))
     assert nb.bits_per_dim(wrong["steps"].sum(1)).min() > 1
 
 
@@ -120,19 +101,12 @@ def test_dpm_solver_recovers_a_data_point_with_its_exact_denoiser_and_agrees_wit
     """DPM-Solver++(2M): with the exact denoiser of a single data point it returns that point (every data prediction
     is the point); on Gaussian data its deterministic map converges with many steps to DDIM's, both solving one ODE."""
     schedule = nb.make_schedule("linear", 100)
-    ab = schedule["alpha_bar"].float()
     target = torch.rand(1, 1, 28, 28) * 1.6 - 0.8
-
-    class Oracle(torch.nn.Module):
-        def forward(self, x, t):
-            a = ab[(t * 100 / 1000).round().long()].view(-1, 1, 1, 1)
-            return (x - a.sqrt() * target) / (1 - a).sqrt()
-
     for steps in (5, 10, 100):
-        x, _ = nb.Diffusion(schedule).sample(Oracle(), torch.randn(3, 1, 28, 28), steps, "dpmpp2m")
+        x, _ = nb.Diffusion(schedule).sample(PointOracle(schedule["alpha_bar"], target), torch.randn(3, 1, 28, 28), steps, "dpmpp2m")
         assert torch.allclose(x, target.expand_as(x), atol=1e-4), steps
     schedule = nb.make_schedule("linear", 1000)
-    oracle, diffusion = gaussian_data_oracle(schedule["alpha_bar"], 0.5), nb.Diffusion(schedule, clip=None)
+    oracle, diffusion = GaussianOracle(schedule["alpha_bar"], 0.5), nb.Diffusion(schedule, clip=None)
     x_T = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
     exact, _ = diffusion.sample(oracle, x_T, 1000, "ddim")
     errors = {}

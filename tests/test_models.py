@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import GaussianOracle, PointOracle
 
 
 def test_reparameterize_passes_gradients_to_mu_and_logvar(nb):
@@ -110,21 +111,16 @@ def test_sampling_with_a_perfect_denoiser_recovers_the_data_point(nb):
     sampler must then return x* (a check of the whole reverse loop, respacing included)."""
     sched = nb.make_schedule("linear", 100)
     target = torch.rand(1, 1, 28, 28) * 1.6 - 0.8
-    ab = sched["alpha_bar"].float()
-
-    class Oracle(torch.nn.Module):
-        def forward(self, x, t):
-            a = ab[(t * 100 / 1000).round().long()].view(-1, 1, 1, 1)
-            return (x - a.sqrt() * target) / (1 - a).sqrt()
+    oracle = PointOracle(sched["alpha_bar"], target)
 
     diffusion = nb.Diffusion(sched)
     for method, steps, eta in (("ddpm", 100, 0.0), ("ddpm", 10, 0.0), ("ddim", 10, 0.0), ("ddim", 100, 1.0)):
-        x, _ = diffusion.sample(Oracle(), torch.randn(3, 1, 28, 28), steps, method, eta=eta)
+        x, _ = diffusion.sample(oracle, torch.randn(3, 1, 28, 28), steps, method, eta=eta)
         assert torch.allclose(x, target.expand_as(x), atol=1e-4), (method, steps)
-    x_T = diffusion.invert(Oracle(), target, 10)
+    x_T = diffusion.invert(oracle, target, 10)
     assert torch.isfinite(x_T).all()
     with pytest.raises(ValueError, match="unknown sampler"):
-        diffusion.sample(Oracle(), torch.randn(1, 1, 28, 28), 10, "euler")
+        diffusion.sample(oracle, torch.randn(1, 1, 28, 28), 10, "euler")
 
 
 def test_spaced_timesteps(nb):
@@ -321,24 +317,20 @@ def test_ddim_inversion_then_generation_returns_the_input(nb):
     and generating from the result must return that input, up to a discretisation error that halves when
     the steps double (first order)."""
     sched = nb.make_schedule("linear", 1000)
-    ab, s = sched["alpha_bar"].float(), 0.2  # s = 0.2: the input stays inside the sampler's [-1, 1] clip
-
-    class Oracle(torch.nn.Module):
-        def forward(self, x, t):
-            a = ab[t.round().long()].view(-1, 1, 1, 1)
-            return (1 - a).sqrt() * x / (a * s * s + 1 - a)
+    s = 0.2  # the input stays inside the sampler's [-1, 1] clip
+    oracle = GaussianOracle(sched["alpha_bar"], s)
 
     torch.manual_seed(0)
     x0 = torch.randn(4, 1, 28, 28) * s
     errors = {}
     diffusion = nb.Diffusion(sched)
     for steps in (50, 200):
-        x_T = diffusion.invert(Oracle(), x0, steps)
+        x_T = diffusion.invert(oracle, x0, steps)
         assert 0.8 < x_T.std().item() < 1.2  # a noise-like code, not the input
-        back, _ = diffusion.sample(Oracle(), x_T, steps, "ddim")
+        back, _ = diffusion.sample(oracle, x_T, steps, "ddim")
         errors[steps] = ((back - x0).norm() / x0.norm()).item()
     assert errors[200] < 0.08 and errors[200] < 0.4 * errors[50], errors
-    other, _ = diffusion.sample(Oracle(), torch.randn_like(x_T), 200, "ddim")
+    other, _ = diffusion.sample(oracle, torch.randn_like(x_T), 200, "ddim")
     assert ((other - x0).norm() / x0.norm()).item() > 1  # another code gives another image
 
 
