@@ -71,7 +71,7 @@ def main():
         if fast is not None:
             x = torch.randn(sample_batch, 1, 28, 28, device=dev)
             with torch.inference_mode():
-                s = timeit(nb, lambda: diffusion.predict_eps(fast[1], x, cfg.ddpm_T // 2), warmup, reps)
+                s = timeit(nb, lambda: diffusion.predict_eps(fast.compiled, x, cfg.ddpm_T // 2), warmup, reps)
             print(f"compiled sample forward, batch {sample_batch}: {s * 1e3:7.1f} ms")
 
 

@@ -5,8 +5,10 @@
     DDPM-step assembly    places outside the step builder that build a diffusion optimiser, EMA or scaler by hand
     lowercase leaks       lowercase names read in a code cell other than the one that assigns them
     closing-cell globals  run results (uppercase, bound outside definition cells) that the comparison, appendix
-                          and glance cells read from globals instead of METRICS
+                          and glance cells read from globals instead of METRICS (the appendix's experiments
+                          beyond the homework, which train their own models, excepted)
     scripts               each script in scripts/ and the first line of its docstring
+    grader's path         from Q1 to the end of Q3: cells, code lines shown and collapsed, markdown words, figures
 
     python3 scripts/code_census.py           # the summary
     python3 scripts/code_census.py --list    # and every name behind each count
@@ -88,8 +90,13 @@ def census(path=NOTEBOOK):
     # bound by a cell that is not a definitions cell (a run's result, not a constant or a function).
     tags = [t for _, t in code_cells(path, with_tags=True)]
     results = {n for (b, d, _), t in zip(scans, tags) if not {"setup", "parameters", "defs"} & set(t) for n in b - d if n.isupper()}
+    # The appendix's beyond-the-homework experiments (from CLOCK.start("beyond ...") to the run-times cell's
+    # CLOCK.stop()) train and draw their own models: they are not closing cells.
     first = next((i for i, src in enumerate(sources) if 'CLOCK.start("Q3 comparison")' in src), len(sources))
-    closing = sorted({n for _, _, reads in scans[first:] for n in reads & results} - {"METRICS", "SAMPLES", "CLOCK"})
+    beyond = next((i for i, src in enumerate(sources) if 'CLOCK.start("beyond' in src), len(sources))
+    stop = next((i for i, src in enumerate(sources) if "CLOCK.stop()" in src and i >= beyond), len(sources))
+    closing_cells = [scan for i, scan in enumerate(scans) if i >= first and not beyond <= i < stop]
+    closing = sorted({n for _, _, reads in closing_cells for n in reads & results} - {"METRICS", "SAMPLES", "CLOCK"})
     # names another cell can see and uses: defs, classes, imports, and bound names read by some other cell
     shared = set().union(*(d for _, d, _ in scans)) | {n for i, (b, d, _) in enumerate(scans) for n in b - d
                                                        if any(n in r and n not in b2 for j, (b2, _, r) in enumerate(scans) if j != i)}
@@ -107,6 +114,27 @@ def census(path=NOTEBOOK):
             "scripts": scripts}
 
 
+FIGURE_NAME = re.compile(r"[\"'](q\d[a-z]?_\w+?)(?:\.gif)?[\"']")
+
+
+def grader_path(path=NOTEBOOK):
+    """What a grader reads from Q1 to the end of Q3 (from the `q1` anchor to the `appendix` anchor): cells, code lines
+    shown and collapsed, markdown words, and the figures those cells save; and the notebook's markdown words in all."""
+    cells = json.loads(Path(path).read_text())["cells"]
+    text = ["".join(c["source"]) for c in cells]
+    start = next(i for i, t in enumerate(text) if '<a id="q1"></a>' in t)
+    end = next(i for i, t in enumerate(text) if '<a id="appendix"></a>' in t)
+    part = list(zip(cells[start:end], text[start:end]))
+    code = [(c, t) for c, t in part if c["cell_type"] == "code"]
+    hidden = [t for c, t in code if c.get("metadata", {}).get("jupyter", {}).get("source_hidden")]
+    shown = [t for c, t in code if not c.get("metadata", {}).get("jupyter", {}).get("source_hidden")]
+    return {"cells": len(part), "code_lines_shown": sum(len(t.splitlines()) for t in shown),
+            "code_lines_collapsed": sum(len(t.splitlines()) for t in hidden),
+            "markdown_words": sum(len(t.split()) for c, t in part if c["cell_type"] == "markdown"),
+            "figures": len({m for _, t in code for m in FIGURE_NAME.findall(t)}),
+            "markdown_words_whole_notebook": sum(len(t.split()) for c, t in zip(cells, text) if c["cell_type"] == "markdown")}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", action="store_true", help="print every name behind each count")
@@ -121,6 +149,7 @@ def main():
         elif args.list or not key.endswith("top_level_names"):
             for v in value:
                 print(f"    {v}")
+    print("grader's path, Q1 to Q3: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in grader_path(args.notebook).items()))
 
 
 if __name__ == "__main__":

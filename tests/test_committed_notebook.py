@@ -31,6 +31,36 @@ def test_no_pip_install_or_restart_in_the_notebook():
     assert "pip install" not in code and "os.kill" not in code and "exit()" not in code
 
 
+def test_no_progress_bars_in_the_committed_outputs():
+    """No code cell's saved stderr holds text progress bars (tqdm without the notebook widget)."""
+    for i, cell in enumerate(CELLS):
+        text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stderr")
+        assert "it/s]" not in text, (i, text[:200])
+
+
+def test_the_glance_table_is_filled_and_links_its_figures():
+    """The answers under the title were filled by the last cell's update, one row per homework part, each figure
+    it names is a link to a committed file."""
+    import re
+
+    glance = next(c for c in CELLS if "answers-at-a-glance" in c.get("metadata", {}).get("tags", []))
+    text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in glance["outputs"])
+    parts = re.findall(r"^\| \[(\d\([a-e]\))\]", text, flags=re.M)
+    assert parts == ["1(a)", "1(b)", "1(c)", "1(d)", "2(a)", "2(b)", "2(c)", "2(d)", "2(e)", "3(a)", "3(b)", "3(c)"]
+    figures = re.findall(r"\]\((figures/[\w.]+)\)", text)
+    assert figures and all((ROOT / f).is_file() for f in figures), figures
+
+
+def test_collapsed_cells_say_what_they_hold():
+    """A code cell is collapsed in Colab (cellView form) and in Jupyter (source_hidden) exactly when its first line is a
+    #@title saying what it holds, so a grader sees the title of every hidden cell."""
+    for i, cell in enumerate(CODE):
+        source, meta = "".join(cell["source"]), cell.get("metadata", {})
+        titled = source.startswith("#@title ") and len(source.splitlines()[0]) > len("#@title ") + 10
+        form = meta.get("cellView") == "form" and meta.get("jupyter", {}).get("source_hidden") is True
+        assert titled == form, (i, source.splitlines()[0])
+
+
 def test_every_anchor_the_intro_links_to_exists():
     import re
 

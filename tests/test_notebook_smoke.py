@@ -51,6 +51,22 @@ def test_the_notebook_runs_to_the_end(executed):
     assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
 
 
+def stderr_lines(nb):
+    """{code cell index: stderr lines} of a saved notebook, for the cells that wrote any."""
+    lines = {}
+    for i, cell in enumerate(nb["cells"]):
+        text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stderr")
+        if text:
+            lines[i] = text.replace("\r", "\n").splitlines()
+    return lines
+
+
+def test_no_progress_bars_in_the_saved_outputs(ran):
+    """Text progress bars (tqdm without the notebook widget) would write hundreds of lines into a saved run."""
+    for i, lines in stderr_lines(ran[1]).items():
+        assert not any("it/s]" in line for line in lines), (i, lines[:3])
+
+
 def test_metrics_file_has_the_promised_keys(metrics):
     import torch
 

@@ -33,11 +33,13 @@ def test_the_code_census_holds():
 
 
 def test_the_census_finds_what_it_counts(tmp_path):
-    """The census is not blind: a notebook with a leaked lowercase name, a wide function and a hand-built scaler."""
+    """The census is not blind: a notebook with a leaked lowercase name, a wide function, a hand-built scaler and a
+    closing cell reading a result; the appendix's beyond-the-homework cells may read results."""
     import json
 
     cells = ["x = 1\n", "y = x + 1\n", "def wide(a, b, c, d, e, f, g, h, i):\n    return torch.amp.GradScaler('cpu')\n",
-             'CLOCK.start("Q3 comparison")\nRESULT = 1\n', "print(RESULT)\n"]
+             'CLOCK.start("Q3 comparison")\nRESULT = 1\nOTHER = 2\n', "print(RESULT)\n",
+             'CLOCK.start("beyond: an experiment")\nprint(OTHER)\n', "CLOCK.stop()\n"]
     nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": c} for c in cells]}
     path = tmp_path / "toy.ipynb"
     path.write_text(json.dumps(nb))
