@@ -44,6 +44,7 @@ def test_the_glance_table_is_filled_and_links_its_figures():
     import re
 
     glance = next(c for c in CELLS if "answers-at-a-glance" in c.get("metadata", {}).get("tags", []))
+    assert [o["output_type"] for o in glance["outputs"]] == ["display_data"]  # the table alone, no display handle
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in glance["outputs"])
     parts = re.findall(r"^\| \[(\d\([a-e]\))\]", text, flags=re.M)
     assert parts == ["1(a)", "1(b)", "1(c)", "1(d)", "2(a)", "2(b)", "2(c)", "2(d)", "2(e)", "3(a)", "3(b)", "3(c)"]
