@@ -3,30 +3,39 @@ the notebook's 0..1000 scale, whatever the chain length T = len(alpha_bar)."""
 import torch
 
 
-def _abar(alpha_bar, t, like):
-    ab = alpha_bar.float()
-    return ab[(t * len(ab) / 1000).round().long()].view(-1, *([1] * (like.dim() - 1)))
+class Oracle(torch.nn.Module):
+    """What the exact predictors share: the schedule's alpha-bar, read at the network's t, and one unused parameter,
+    so that a Sampler finds the model's device from its parameters as it does for a trained network."""
+
+    def __init__(self, alpha_bar):
+        super().__init__()
+        self.alpha_bar = alpha_bar
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def abar(self, t, like):
+        ab = self.alpha_bar.float()
+        return ab[(t * len(ab) / 1000).round().long()].view(-1, *([1] * (like.dim() - 1)))
 
 
-class PointOracle(torch.nn.Module):
+class PointOracle(Oracle):
     """Data that is a single point x*: eps(x_t) = (x_t - sqrt(abar) x*) / sqrt(1 - abar)."""
 
     def __init__(self, alpha_bar, point):
-        super().__init__()
-        self.alpha_bar, self.point = alpha_bar, point
+        super().__init__(alpha_bar)
+        self.point = point
 
     def forward(self, x, t):
-        a = _abar(self.alpha_bar, t, x)
+        a = self.abar(t, x)
         return (x - a.sqrt() * self.point) / (1 - a).sqrt()
 
 
-class GaussianOracle(torch.nn.Module):
+class GaussianOracle(Oracle):
     """Data x0 ~ N(0, s^2 I): eps(x_t) = sqrt(1 - abar) x_t / (abar s^2 + 1 - abar)."""
 
     def __init__(self, alpha_bar, s):
-        super().__init__()
-        self.alpha_bar, self.s = alpha_bar, s
+        super().__init__(alpha_bar)
+        self.s = s
 
     def forward(self, x, t):
-        a = _abar(self.alpha_bar, t, x)
+        a = self.abar(t, x)
         return (1 - a).sqrt() * x / (a * self.s ** 2 + 1 - a)

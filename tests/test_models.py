@@ -183,20 +183,17 @@ def test_linear_schedule_refuses_a_chain_too_short_for_its_betas(nb):
 def test_sampler_pads_batches_for_a_compiled_carrier_and_returns_exactly_n(nb):
     sched = nb.make_schedule("linear", 100)
     target = torch.rand(1, 1, 28, 28) * 1.6 - 0.8
-    ab = sched["alpha_bar"].float()
     shapes = set()
 
-    class Oracle(torch.nn.Module):
+    class Oracle(PointOracle):  # the exact denoiser of `target`, recording the batch sizes it sees
         config = {"class": "Oracle"}
 
         def __init__(self):
-            super().__init__()
-            self.anchor = torch.nn.Parameter(torch.zeros(()))  # a Sampler finds the model's device from its parameters
+            super().__init__(sched["alpha_bar"], target)
 
         def forward(self, x, t):
             shapes.add(x.shape[0])
-            a = ab[(t * 100 / 1000).round().long()].view(-1, 1, 1, 1)
-            return (x - a.sqrt() * target) / (1 - a).sqrt()
+            return super().forward(x, t)
 
     carrier = Oracle()
     diffusion = nb.Diffusion(sched)
@@ -462,11 +459,6 @@ def test_digit_commitment_of_a_process_that_knows_its_digit_from_the_start(nb):
     point = torch.full((1, 1, 28, 28), -0.8)
     point.view(-1)[3] = 0.8  # "digit" 3
 
-    class Point(PointOracle):
-        def __init__(self):
-            super().__init__(sched["alpha_bar"], point)
-            self.anchor = torch.nn.Parameter(torch.zeros(()))  # a Sampler finds the model's device from its parameters
-
     class FirstTenPixels(torch.nn.Module):
         def features(self, x):
             return x.flatten(1)[:, :10]
@@ -474,7 +466,7 @@ def test_digit_commitment_of_a_process_that_knows_its_digit_from_the_start(nb):
         def head(self, f):
             return 50 * f
 
-    draw = nb.DiffusionSampler(Point(), nb.Diffusion(sched), 50, "ddpm", batch=16)
+    draw = nb.DiffusionSampler(PointOracle(sched["alpha_bar"], point), nb.Diffusion(sched), 50, "ddpm", batch=16)
     c = nb.digit_commitment(draw, 12, 0, FirstTenPixels())
     assert c["t"][0] == 50 and c["t"][-1] == 1 and len(c["commit_t"]) == 12
     assert c["commit_t"] == [50] * 12 and all(a == 1.0 for a in c["x0_agree"])
@@ -483,12 +475,13 @@ def test_digit_commitment_of_a_process_that_knows_its_digit_from_the_start(nb):
     other = torch.full((1, 1, 28, 28), -0.8)
     other.view(-1)[5] = 0.8
 
-    class Switch(Point):
+    class Switch(PointOracle):
         def forward(self, x, t):
-            a = nb.abar_at(sched["alpha_bar"], (t * 50 / 1000).round().long(), x)
+            a = self.abar(t, x)
             target = torch.where((t > 500).view(-1, 1, 1, 1), other, point)
             return (x - a.sqrt() * target) / (1 - a).sqrt()
 
-    c = nb.digit_commitment(nb.DiffusionSampler(Switch(), nb.Diffusion(sched), 50, "ddpm", batch=16), 12, 0, FirstTenPixels())
+    switch = nb.DiffusionSampler(Switch(sched["alpha_bar"], point), nb.Diffusion(sched), 50, "ddpm", batch=16)
+    c = nb.digit_commitment(switch, 12, 0, FirstTenPixels())
     assert c["commit_t"] == [26] * 12  # 0-based t = 25 is the last with t * 1000 / T <= 500
     assert c["x0_agree"][: 50 - 26] == [0.0] * 24 and c["x0_agree"][50 - 26:] == [1.0] * 26
