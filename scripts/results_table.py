@@ -1,6 +1,7 @@
-"""The README's results, generated from a run's figures/metrics.json: the run (profile, hardware, time), every model's
-metrics against the real-data floor, the likelihood bounds in bits per dimension, and the notebook's own targets.
-The README holds this output between its `results:start` and `results:end` markers; a test fails when they differ.
+"""The README's results, generated from a run's figures/metrics.json with the schema the notebook wrote into it: the
+run (profile, hardware, time), each training's budget and use, every model against the real-data floor, and the
+likelihood bounds in bits per dimension. The README holds this output between its `results:start` and `results:end`
+markers; a test fails when they differ.
 
     python3 scripts/results_table.py            # print the table
     python3 scripts/results_table.py --write    # replace the README's copy
@@ -12,41 +13,37 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-MODELS = ("real_train_vs_test", "vae", "ddpm", "ddim", "gan", "latent_diffusion", "vae_reconstruction")
+COLUMNS = ("fid", "precision", "recall", "coverage", "confident_frac", "class_kl_uniform", "train_seconds", "sample_seconds_per_1000")
 
 
-def fid(m):
-    return f"{m['fid']:.2f} [{m['fid_low']:.2f}, {m['fid_high']:.2f}]"
+def cell(m, key, formats):
+    if key == "fid":
+        return f"{m['fid']:.2f} [{m['fid_low']:.2f}, {m['fid_high']:.2f}]"
+    return formats[key].format(m[key]) if key in m else "–"
 
 
 def table(metrics):
-    run = metrics["run"]
+    run, schema = metrics["run"], metrics["schema"]
+    n = metrics["models"]["ddpm"]["n"]
     lines = [f"Profile `{run['profile']}` on {run['device']} (torch {run['torch']}, U-Nets in {run['amp_dtype'].removeprefix('torch.')}), "
-             f"run `{run['run_id']}`: {run['seconds_total'] / 60:.1f} min for the whole notebook (budget "
-             f"{run['budget_seconds'] / 60:.0f} min). Classifier (the yardstick): {metrics['classifier']['test_accuracy']:.2%} test "
-             f"accuracy. {metrics['models']['ddpm']['n']:,} samples per model against the test set; the first row is training "
-             "images scored the same way (the floor).", "",
-             "| model | FID [95%] | precision | recall | coverage | confident | class KL | train s | s / 1000 samples |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name in MODELS:
+             f"run `{run['run_id']}`: {run['seconds_total'] / 60:.1f} min for the whole notebook (announced: "
+             f"{run['wait_seconds'] / 60:.0f} min). Classifier (the yardstick): {metrics['classifier']['test_accuracy']:.2%} test "
+             f"accuracy. {n:,} samples per model against the test set; the first row is training images scored the same way (the floor).",
+             "", "| model | " + " | ".join(schema["columns"][k] for k in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for name, label in schema["models"].items():
         m = metrics["models"][name]
-        train = f"{m['train_seconds']:.0f}" if "train_seconds" in m else "–"
-        sample = f"{m['sample_seconds_per_1000']:.3g}" if "sample_seconds_per_1000" in m else "–"
-        lines.append(f"| {name} | {fid(m)} | {m['precision']:.3f} | {m['recall']:.3f} | {m['coverage']:.3f} | {m['confident_frac']:.1%} | "
-                     f"{m['class_kl_uniform']:.4f} | {train} | {sample} |")
-    if "bounds" in metrics:
-        b = metrics["bounds"]
-        lines += ["", f"Likelihood bounds, bits per dimension of 8-bit data, {b['n']} test images (95% intervals):", "",
-                  "| model | prior term | reconstruction | the rest | total (-ELBO) | -IWAE |", "|---|---|---|---|---|---|"]
-        for name, terms in b["models"].items():
-            cells = [f"{terms[k]['mean']:.3f} [{terms[k]['low']:.3f}, {terms[k]['high']:.3f}]" if k in terms else "–"
-                     for k in ("prior", "reconstruction", "rest", "total", "iwae")]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    fast = metrics["sweeps"]["recommended_fast_sampler"]
-    lines += ["", f"Recommended DDIM steps: {metrics['sweeps']['ddim_recommended_steps']}; fastest sampler to reach the "
-                  f"{metrics['models']['ddpm']['sampling_steps']}-step DDPM's FID interval: {fast['method']} with {fast['steps']} steps"
-                  + ("" if fast["reaches_ddpm"] else " (none reached it)") + ".",
-              "The notebook's own targets: " + "; ".join(f"{k}: {'met' if ok else 'missed'}" for k, ok in metrics["targets"].items()) + "."]
+        lines.append(f"| {label} | " + " | ".join(cell(m, k, schema["formats"]) for k in COLUMNS) + " |")
+    lines += ["", f"Likelihood bounds, bits per dimension of 8-bit data, {metrics['bounds']['n']} test images (95% intervals):", "",
+              "| model | prior term | reconstruction | the rest | total (-ELBO) | -IWAE |", "|---|---|---|---|---|---|"]
+    for name, terms in metrics["bounds"]["models"].items():
+        cells = [f"{terms[k]['mean']:.3f} [{terms[k]['low']:.3f}, {terms[k]['high']:.3f}]" if k in terms else "–"
+                 for k in ("prior", "reconstruction", "rest", "total", "iwae")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Each long training's budget and use on that machine:", "",
+              "| training | budget s | planned steps | measured s/step | steps | seconds used |", "|---|---|---|---|---|---|"]
+    for name, t in metrics["trainings"].items():
+        lines.append(f"| {name} | {t['budget_s'] or 'fixed'} | {t['planned_steps']:,} | "
+                     + (f"{t['probe_s_per_step']:.3g}" if t["probe_s_per_step"] else "–") + f" | {t['steps']:,} | {t['seconds']:.0f} |")
     return "\n".join(lines)
 
 

@@ -25,7 +25,9 @@ def nb(workdir):
     old = os.getcwd()
     os.chdir(workdir)
     try:
-        yield load_notebook("smoke")
+        module = load_notebook("smoke")
+        module.CKPT_DIR = workdir / "checkpoints"  # the tests' trainings never write into the repository
+        yield module
     finally:
         os.chdir(old)
 

@@ -33,7 +33,7 @@ def log_snr_schedule(nb, T, hi=9.0, lo=-9.0):
     """T steps evenly spaced in log-SNR over a fixed range: more steps, finer steps (the rescaled linear schedule keeps
     its first steps' SNR ratio as T grows, so its discretisation gap does not vanish)."""
     ab = torch.sigmoid(torch.linspace(hi, lo, T, dtype=torch.float64))
-    return nb.schedule_from_betas(1 - ab / torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]]), f"log-SNR T={T}")
+    return {"name": "log-SNR", "T": T, "betas": 1 - ab / torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]]), "alpha_bar": ab}
 
 
 def test_ddpm_bound_with_an_exact_denoiser_is_above_the_true_nll_and_approaches_it(nb):
@@ -131,15 +131,31 @@ def test_the_first_dpm_solver_step_is_the_ddim_step(nb):
     assert torch.allclose(dpm, ddim, atol=1e-10) and history[1] > 0
 
 
-def test_recommended_fast_sampler_reads_the_sweep(nb):
-    def m(fid, half=1.0):
-        return {"fid": fid, "fid_low": fid - half, "fid_high": fid + half}
+def m(fid, half=1.0, n=1000):
+    return {"n": n, "fid": fid, "fid_low": fid - half, "fid_high": fid + half, "precision": 0.8, "recall": 0.8, "sec_per_1000": fid}
 
-    sweep = {"ddpm": {10: m(30), 50: m(12), 100: m(10)}, "ddim": {10: m(20), 50: m(11.5)}, "dpmpp2m": {10: m(11.8), 50: m(10.5)}}
-    assert nb.recommended_fast_sampler(sweep, 100) == {"method": "dpmpp2m", "steps": 10, "fid": 11.8, "reaches_ddpm": True}
-    sweep["dpmpp2m"][10] = m(15)  # nobody reaches the 100-step DDPM at 10 steps: the fewest steps that do
-    assert nb.recommended_fast_sampler(sweep, 100)["steps"] == 50
-    far = {"ddpm": {10: m(30), 25: m(25), 100: m(10)}, "ddim": {10: m(20), 25: m(18)}}  # none reaches it: the best FID, S <= T/4
-    assert nb.recommended_fast_sampler(far, 100) == {"method": "ddim", "steps": 25, "fid": 18, "reaches_ddpm": False}
-    with pytest.raises(ValueError, match="must hold"):
-        nb.recommended_fast_sampler({"ddpm": {10: m(3)}}, 100)
+
+def test_fid_verdicts_read_the_intervals_and_never_call_an_overlap_equal(nb):
+    assert nb.fid_verdict(m(10), m(20)) == "lower" and nb.fid_verdict(m(20), m(10)) == "higher"
+    assert nb.fid_verdict(m(10, 3), m(14, 3)) == "not resolved"
+    text = nb.compare_fid("A", m(10, 3), "B", m(14, 3))
+    assert "not resolved at N = 1,000" in text and "lower" not in text and "equal" not in text
+    assert "is lower than B" in nb.compare_fid("A", m(10), "B", m(20)) and "0.50x" in nb.compare_fid("A", m(10), "B", m(20))
+
+
+def test_ddim_steps_are_the_fewest_not_resolved_above_the_full_chain(nb):
+    sweep = {"ddpm": {10: m(30), 25: m(12), 100: m(10)}, "ddim": {10: m(20), 25: m(11.5), 100: m(10.5)},
+             "dpmpp2m": {10: m(11.8), 25: m(10.5), 100: m(10.4)}}
+    assert nb.recommended_steps(sweep, 100) == (25, True)
+    sweep["ddim"][10] = m(10.9)  # within the full chain's interval at 10 steps: the fewest
+    assert nb.recommended_steps(sweep, 100) == (10, True)
+    far = {"ddpm": {10: m(30), 25: m(25), 100: m(10)}, "ddim": {10: m(20), 25: m(18), 100: m(9)}}
+    assert nb.recommended_steps(far, 100) == (25, False)  # none qualifies: the lowest FID below T, flagged
+
+
+def test_the_sweep_reading_compares_the_ends_and_calls_a_tie_a_tie(nb):
+    sweep = {"ddpm": {10: m(21.6), 100: m(10)}, "ddim": {10: m(10.5), 100: m(10.2)}, "dpmpp2m": {10: m(10.4), 100: m(10.1)}}
+    text = nb.sweep_reading(sweep, 100)
+    assert "S = 10 21.60 [20.60, 22.60] is higher than S = 100" in text  # the ends compared directly
+    assert "DDIM (eta = 0) not resolved" in text and "none of them is the better at this N" in text
+    assert "suffice" not in text and "indistinguishable" not in text

@@ -1,6 +1,7 @@
-"""The committed notebook, as a grader opens it in Colab: what "Run all" will execute."""
+"""The committed notebook, as a grader opens it in Colab: what "Run all" will execute, and the record of one run."""
 import hashlib
 import json
+import re
 
 import numpy as np
 from notebook_defs import NOTEBOOK, ROOT
@@ -8,73 +9,78 @@ from notebook_defs import NOTEBOOK, ROOT
 NB = json.loads(NOTEBOOK.read_text())
 CELLS = NB["cells"]
 CODE = [c for c in CELLS if c["cell_type"] == "code"]
+METRICS = json.loads((ROOT / "figures" / "metrics.json").read_text())
 
 
 def tagged(tag):
     return [c for c in CELLS if tag in c.get("metadata", {}).get("tags", [])]
 
 
-def test_exactly_one_parameters_cell_and_no_injected_parameters():
-    # papermill's injected copy runs after the parameters cell in Colab and silently overrides it
-    assert len(tagged("parameters")) == 1
+def text_outputs(cell):
+    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o["output_type"] == "stream")
+
+
+def test_one_parameters_cell_read_from_the_environment_and_nothing_injected():
+    (params,) = tagged("parameters")
+    assert 'PROFILE = os.environ.get("HW2_PROFILE", "auto")' in "".join(params["source"]) and "RETRAIN = False" in "".join(params["source"])
     assert tagged("injected-parameters") == []
-    assert not any("# Parameters\nPROFILE" in "".join(c["source"]) for c in CELLS)
 
 
-def test_parameters_cell_defaults_to_auto():
-    source = "".join(tagged("parameters")[0]["source"])
-    assert 'PROFILE = "auto"' in source and 'USE_COMPILE = "auto"' in source and "RETRAIN = False" in source
+def test_the_printed_profile_agrees_with_the_parameters_cell():
+    """The line the run printed names the profile that ran and where it came from; the parameters cell reads that source."""
+    printed = next(text_outputs(c) for c in CODE if "profile '" in text_outputs(c))
+    match = re.search(r"profile '(\w+)': (.*)", printed)
+    assert match and match.group(1) == METRICS["run"]["profile"] == NB["metadata"]["render"]["profile"]
+    reason = match.group(2)
+    assert reason == METRICS["run"]["profile_reason"]
+    assert reason == "set by the HW2_PROFILE environment variable" or reason.startswith("'auto' (the parameters cell) picked it")
 
 
 def test_no_pip_install_or_restart_in_the_notebook():
-    code = "\n".join("".join(c["source"]) for c in CELLS if c["cell_type"] == "code")
+    code = "\n".join("".join(c["source"]) for c in CODE)
     assert "pip install" not in code and "os.kill" not in code and "exit()" not in code
 
 
-def test_no_progress_bars_in_the_committed_outputs():
-    """No code cell's saved stderr holds text progress bars (tqdm without the notebook widget)."""
-    for i, cell in enumerate(CELLS):
-        text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stderr")
-        assert "it/s]" not in text, (i, text[:200])
+def test_no_stderr_in_the_committed_outputs():
+    """No saved stderr: no text progress bars, no warnings."""
+    assert not [c for c in CODE for o in c.get("outputs", []) if o.get("name") == "stderr"]
 
 
 def test_the_glance_table_is_filled_and_links_its_figures():
-    """The answers under the title were filled by the last cell's update, one row per homework part, each figure
-    it names is a link to a committed file."""
-    import re
-
-    glance = next(c for c in CELLS if "answers-at-a-glance" in c.get("metadata", {}).get("tags", []))
+    (glance,) = tagged("answers-at-a-glance")
     assert [o["output_type"] for o in glance["outputs"]] == ["display_data"]  # the table alone, no display handle
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in glance["outputs"])
-    parts = re.findall(r"^\| \[(\d\([a-e]\))\]", text, flags=re.M)
-    assert parts == ["1(a)", "1(b)", "1(c)", "1(d)", "2(a)", "2(b)", "2(c)", "2(d)", "2(e)", "3(a)", "3(b)", "3(c)"]
+    assert re.findall(r"^\| \[(\d\([a-e]\))\]", text, flags=re.M) == METRICS["schema"]["parts"]
     figures = re.findall(r"\]\((figures/[\w.]+)\)", text)
     assert figures and all((ROOT / f).is_file() for f in figures), figures
 
 
+def test_every_homework_part_has_a_computed_finding_under_its_heading():
+    markdown_out = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) for c in CODE for o in c.get("outputs", []))
+    for part in METRICS["schema"]["parts"]:
+        assert f"**Finding {part}" in markdown_out, part
+
+
 def test_collapsed_cells_say_what_they_hold():
     """A code cell is collapsed in Colab (cellView form) and in Jupyter (source_hidden) exactly when its first line is a
-    #@title saying what it holds, so a grader sees the title of every hidden cell."""
+    #@title saying what it holds."""
     for i, cell in enumerate(CODE):
         source, meta = "".join(cell["source"]), cell.get("metadata", {})
         titled = source.startswith("#@title ") and len(source.splitlines()[0]) > len("#@title ") + 10
-        form = meta.get("cellView") == "form" and meta.get("jupyter", {}).get("source_hidden") is True
-        assert titled == form, (i, source.splitlines()[0])
+        assert titled == (meta.get("cellView") == "form" and meta.get("jupyter", {}).get("source_hidden") is True), (i, source[:60])
 
 
-def test_every_anchor_the_intro_links_to_exists():
-    import re
-
+def test_every_anchor_the_notebook_links_to_exists():
     text = "\n".join("".join(c["source"]) for c in CELLS if c["cell_type"] == "markdown")
-    links = set(re.findall(r"\]\(#([\w-]+)\)", text))
+    glance = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in tagged("answers-at-a-glance")[0]["outputs"])
+    links = set(re.findall(r"\]\(#([\w-]+)\)", text + glance))
     anchors = set(re.findall(r'<a id="([\w-]+)"></a>', text))
     assert links and links <= anchors, links - anchors
 
 
 def test_the_committed_notebook_is_one_run_of_its_code():
-    """Its outputs come from one top-to-bottom run of exactly this code: execution counts 1..n in order, every code
-    cell's source hash as the render stamped it, no error output. A changed code cell needs a re-render
-    (scripts/render.sh) before it lands."""
+    """Execution counts 1..n in order as the kernel made them, every code cell's source hash as the render stamped it,
+    no error output. A changed code cell needs a re-render (scripts/render.sh) before it lands."""
     assert [c.get("execution_count") for c in CODE] == list(range(1, len(CODE) + 1)), "execution counts are not 1..n: re-render"
     changed = [i for i, c in enumerate(CODE)
                if c["metadata"].get("source_sha256") != hashlib.sha256("".join(c["source"]).encode()).hexdigest()]
@@ -83,17 +89,21 @@ def test_the_committed_notebook_is_one_run_of_its_code():
 
 
 def test_metrics_and_samples_come_from_the_committed_run():
-    """figures/metrics.json and every data/samples/*.npz carry the run id that the committed notebook was stamped with,
-    and there is one sample file per evaluated model, no more."""
     run_id = NB["metadata"]["render"]["run_id"]
-    metrics = json.loads((ROOT / "figures" / "metrics.json").read_text())
-    assert metrics["run"]["run_id"] == run_id and metrics["run"]["profile"] == NB["metadata"]["render"]["profile"]
+    assert METRICS["run"]["run_id"] == run_id and any(run_id in text_outputs(c) for c in CODE[:3])  # printed by the setup cell
     files = {p.stem: p for p in (ROOT / "data" / "samples").glob("*.npz")}
-    assert set(files) == set(metrics["models"])
+    assert set(files) == set(METRICS["models"])
     for name, path in files.items():
         with np.load(path) as f:
             assert str(f["run_id"]) == run_id, name
-            assert f["images"].shape == (metrics["models"][name]["n"], 28, 28) and f["images"].dtype == np.uint8
+            assert f["images"].shape == (METRICS["models"][name]["n"], 28, 28) and f["images"].dtype == np.uint8
+
+
+def test_the_committed_cpu_run_fits_its_wait_and_records_every_training():
+    run = METRICS["run"]
+    assert run["seconds_total"] <= 3600 if run["profile"] == "cpu" else True
+    for name, t in METRICS["trainings"].items():
+        assert t["steps"] == t["planned_steps"] and (t["budget_s"] is None or t["seconds"] <= 1.1 * t["budget_s"]), name
 
 
 def test_the_readme_results_are_the_committed_runs():
@@ -103,5 +113,4 @@ def test_the_readme_results_are_the_committed_runs():
     sys.path.insert(0, str(ROOT / "scripts"))
     import results_table
 
-    metrics = json.loads((ROOT / "figures" / "metrics.json").read_text())
-    assert results_table.readme_copy((ROOT / "README.md").read_text()) == results_table.table(metrics)
+    assert results_table.readme_copy((ROOT / "README.md").read_text()) == results_table.table(METRICS)

@@ -1,4 +1,4 @@
-"""The evaluation yardstick: data, profiles, FID, precision/recall/density/coverage, classifier score."""
+"""The evaluation yardstick: data, FID and its interval, precision/recall/density/coverage, memorisation."""
 import math
 
 import numpy as np
@@ -33,45 +33,6 @@ def test_missing_data_without_network_is_a_clear_error(nb, tmp_path, monkeypatch
     monkeypatch.setattr(nb.torchvision.datasets.MNIST, "download", offline)
     with pytest.raises(RuntimeError, match="MNIST is neither in"):
         nb.load_mnist(str(tmp_path / "nowhere"), nb.DEVICE)
-
-
-CPU = {"type": "cpu", "name": "CPU", "capability": None}
-H100 = {"type": "cuda", "name": "NVIDIA H100 80GB HBM3", "capability": (9, 0)}
-A100 = {"type": "cuda", "name": "NVIDIA A100-SXM4-40GB", "capability": (8, 0)}
-T4 = {"type": "cuda", "name": "Tesla T4", "capability": (7, 5)}
-V100 = {"type": "cuda", "name": "Tesla V100-SXM2-16GB", "capability": (7, 0)}
-
-
-@pytest.mark.parametrize("info,expected", [(CPU, "cpu"), (H100, "full"), (A100, "full"), (T4, "t4"), (V100, "t4")])
-def test_auto_profile_chooses_by_compute_capability(nb, info, expected):
-    name, cfg, reason = nb.resolve_profile("auto", info)
-    assert name == expected and reason and cfg is nb.PROFILES[expected]
-    assert nb.resolve_profile(expected, info)[1] is cfg  # the same budget as asking for it by name
-    if info["type"] == "cuda":
-        assert f"{info['capability'][0]}.{info['capability'][1]}" in reason
-
-
-def test_precision_and_compile_follow_the_device(nb):
-    assert nb.pick_amp_dtype(CPU) == torch.float32 and nb.pick_amp_dtype({**CPU, "bf16": False}) == torch.float32
-    assert nb.pick_amp_dtype({**CPU, "bf16": True}) == torch.bfloat16  # native bf16 (AVX512-BF16, AMX) only
-    has_bf16 = nb.cpu_has_bf16()
-    assert isinstance(has_bf16, bool) and nb.describe_device(torch.device("cpu"))["bf16"] == has_bf16
-    assert nb.pick_amp_dtype(T4) == torch.float16 and nb.pick_amp_dtype(H100) == torch.bfloat16
-    assert nb.resolve_compile("auto", T4) and not nb.resolve_compile("auto", CPU) and not nb.resolve_compile(True, CPU)
-    with pytest.raises(ValueError, match="USE_COMPILE"):
-        nb.resolve_compile("yes", T4)
-
-
-def test_profiles_resolve_and_bad_name_raises(nb):
-    name, cfg, reason = nb.resolve_profile("smoke", CPU)
-    assert name == "smoke" and cfg.n_eval < nb.resolve_profile("full", CPU)[1].n_eval
-    assert set(nb.PROFILES) == {"smoke", "cpu", "t4", "full"}
-    budgets = {p: nb.PROFILES[p].budget_seconds for p in nb.PROFILES}
-    assert budgets == {"smoke": 240, "cpu": 3600, "t4": 1200, "full": 360}  # the guide's budgets
-    with pytest.raises(TypeError):  # a profile names every field: none can be left out
-        nb.Profile(clf_epochs=1)
-    with pytest.raises(ValueError, match="unknown PROFILE 'fast'"):
-        nb.resolve_profile("fast", CPU)
 
 
 @pytest.mark.parametrize("n,d", [(2000, 16), (300, 64), (50, 128)])  # the last: N < D, singular covariances
@@ -120,12 +81,6 @@ def test_evaluate_centres_the_interval_on_its_own_fid(nb, mnist, yardstick):
     assert "fid_low" not in nb.evaluate(mnist["train"][0][20000:20300], ref)  # no bootstrap asked, none done
 
 
-def test_fid_verdict_reads_the_intervals(nb):
-    a, b, c = {"fid_low": 1, "fid_high": 2}, {"fid_low": 3, "fid_high": 4}, {"fid_low": 1.5, "fid_high": 3.5}
-    assert nb.fid_verdict(a, b) == "lower" and nb.fid_verdict(b, a) == "higher"
-    assert nb.fid_verdict(a, c) == "indistinguishable"
-
-
 def test_frechet_distance_of_a_set_with_itself_is_zero(nb):
     f = torch.randn(1000, 32, dtype=torch.float64)
     assert abs(nb.frechet_distance(*nb.gaussian_stats(f), *nb.gaussian_stats(f))) < 1e-6
@@ -144,15 +99,6 @@ def test_prdc_matches_the_prdc_package(nb, k):
         assert ours[key] == pytest.approx(reference[key], abs=1e-9), key
 
 
-def test_classifier_score_bounds(nb):
-    confident_balanced = torch.eye(10).repeat(50, 1)
-    assert nb.classifier_score(confident_balanced) == pytest.approx(10.0, rel=1e-6)
-    one_class = torch.zeros(500, 10)
-    one_class[:, 3] = 1
-    assert nb.classifier_score(one_class) == pytest.approx(1.0, rel=1e-6)
-    assert nb.classifier_score(torch.full((500, 10), 0.1)) == pytest.approx(1.0, rel=1e-6)
-
-
 def test_nearest_distance_matches_brute_force(nb):
     q, pool = torch.rand(7, 28, 28), torch.rand(40, 28, 28)
     d, idx = nb.nearest_distance(q, pool)
@@ -165,9 +111,9 @@ def yardstick(nb, mnist):
     """A smoke-profile classifier (the notebook's own training function) and its reference statistics."""
     x_train, y_train = mnist["train"]
     x_test, _ = mnist["test"]
-    clf, _ = nb.train_classifier(nb.Run("classifier", steps=8000 // 128, batch=128, seed=0), nb.new_model(nb.DigitClassifier, 0),
-                                 (x_train[:8000], y_train[:8000]), lr=nb.CLF_LR, label_smoothing=nb.CLF_LABEL_SMOOTHING,
-                                 max_shift=nb.CLF_MAX_SHIFT)
+    clf = nb.new_model(nb.DigitClassifier)
+    nb.fit("classifier", {"model": clf}, nb.classifier_step(x_train[:8000], y_train[:8000], 3e-3), nb.Train(None, 60, 128, 3e-3), 8000,
+           recipe={}, retrain=True)
     return clf, nb.build_reference(clf, x_test, x_train, n_memo=200)
 
 
@@ -206,4 +152,4 @@ def test_train_loop_stops_on_non_finite_loss(nb):
         return {"loss": torch.tensor(float("nan") if i == 3 else 1.0)}
 
     with pytest.raises(FloatingPointError, match="non-finite loss"):
-        nb.train_loop(step, n_data=100, n_steps=10, batch_size=10, desc="test", log_every=3)
+        nb.train_loop(step, 100, 10, 10, "test", set(), None)
