@@ -100,10 +100,10 @@ nb.CKPT_DIR = nb.Path({work!r}) / "ckpt"
 torch.manual_seed(0)
 x = nb.to_signed(torch.rand(512, 28, 28))
 diffusion = nb.Diffusion(nb.make_schedule("linear", 50), target="v")
+model = nb.new_model(nb.UNet, 8)
 t0 = time.perf_counter()
-model, info = None, nb.fit("budget", {{"model": (m := nb.new_model(nb.UNet, 8)), "ema": nb.copy.deepcopy(m)}},
-                           nb.diffusion_step(diffusion, x, 2e-3, 0.1, 0.999), nb.Train({budget}, 100_000, 16, 2e-3), len(x),
-                           recipe={{}}, sampled="ema", retrain=True)
+info = nb.fit("budget", {{"model": model, "ema": nb.copy.deepcopy(model)}}, nb.diffusion_step(diffusion, x, 2e-3, 0.1, 0.999),
+              nb.Train({budget}, 100_000, 16, 2e-3), len(x), recipe={{}}, sampled="ema", retrain=True)
 print("RESULT", info["steps"], info["seconds"], info["probe_s_per_step"], time.perf_counter() - t0)
 """
 
