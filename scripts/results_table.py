@@ -1,5 +1,5 @@
 """The README's results, generated from a run's figures/metrics.json with the schema the notebook wrote into it: the
-run (profile, hardware, time), each training's budget and use, every model against the real-data floor, and the
+run (profile, hardware, time), each training's budget and use, every model beside the real-data reference row, the claims the run checked, and the
 likelihood bounds in bits per dimension. The README holds this output between its `results:start` and `results:end`
 markers; a test fails when they differ.
 
@@ -18,7 +18,7 @@ COLUMNS = ("fid", "precision", "recall", "coverage", "confident_frac", "class_kl
 
 def cell(m, key, formats):
     if key == "fid":
-        return f"{m['fid']:.2f} [{m['fid_low']:.2f}, {m['fid_high']:.2f}]"
+        return formats["fid_interval"].format(**m)  # the notebook's own format, from the schema
     return formats[key].format(m[key]) if key in m else "–"
 
 
@@ -27,8 +27,9 @@ def table(metrics):
     n = metrics["models"]["ddpm"]["n"]
     lines = [f"Profile `{run['profile']}` on {run['device']} (torch {run['torch']}, U-Nets in {run['amp_dtype'].removeprefix('torch.')}), "
              f"run `{run['run_id']}`: {run['seconds_total'] / 60:.1f} min for the whole notebook (announced: "
-             f"{run['wait_seconds'] / 60:.0f} min). Classifier (the yardstick): {metrics['classifier']['test_accuracy']:.2%} test "
-             f"accuracy. {n:,} samples per model against the test set; the first row is training images scored the same way (the floor).",
+             f"{run['expected_seconds'] / 60:.0f} min expected, at most {run['wait_seconds'] / 60:.0f}). Classifier (the yardstick): "
+             f"{metrics['classifier']['test_accuracy']:.2%} test accuracy. {n:,} samples per model against the test set; "
+             "the first row is training images scored the same way (the reference row).",
              "", "| model | " + " | ".join(schema["columns"][k] for k in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, label in schema["models"].items():
         m = metrics["models"][name]
@@ -39,11 +40,14 @@ def table(metrics):
         cells = [f"{terms[k]['mean']:.3f} [{terms[k]['low']:.3f}, {terms[k]['high']:.3f}]" if k in terms else "–"
                  for k in ("prior", "reconstruction", "rest", "total", "iwae")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Each long training's budget and use on that machine:", "",
-              "| training | budget s | planned steps | measured s/step | steps | seconds used |", "|---|---|---|---|---|---|"]
+    lines += ["", "Each long training's cap, budget and use on that machine:", "",
+              "| training | step cap | budget s | steps | s / step | seconds | |", "|---|---|---|---|---|---|---|"]
     for name, t in metrics["trainings"].items():
-        lines.append(f"| {name} | {t['budget_s'] or 'fixed'} | {t['planned_steps']:,} | "
-                     + (f"{t['probe_s_per_step']:.3g}" if t["probe_s_per_step"] else "–") + f" | {t['steps']:,} | {t['seconds']:.0f} |")
+        budget = f"{t['budget_s']:.0f}" if t["budget_s"] else "none"
+        lines.append(f"| {name} | {t['max_steps']:,} | {budget} | {t['steps']:,} | {t['s_per_step']:.3g} | {t['seconds']:.0f} | "
+                     + ("loaded" if t["loaded"] else "trained") + " |")
+    held = [c for c in metrics["claims"] if c["holds"]]
+    lines += ["", f"Claims in the notebook's answers checked against this run: {len(held)} of {len(metrics['claims'])} hold."]
     return "\n".join(lines)
 
 

@@ -138,24 +138,39 @@ def m(fid, half=1.0, n=1000):
 def test_fid_verdicts_read_the_intervals_and_never_call_an_overlap_equal(nb):
     assert nb.fid_verdict(m(10), m(20)) == "lower" and nb.fid_verdict(m(20), m(10)) == "higher"
     assert nb.fid_verdict(m(10, 3), m(14, 3)) == "not resolved"
-    text = nb.compare_fid("A", m(10, 3), "B", m(14, 3))
-    assert "not resolved at N = 1,000" in text and "lower" not in text and "equal" not in text
-    assert "is lower than B" in nb.compare_fid("A", m(10), "B", m(20)) and "0.50x" in nb.compare_fid("A", m(10), "B", m(20))
+    assert nb.fid_text(m(10, 3)) == "10.00 [7.00, 13.00]"
 
 
-def test_ddim_steps_are_the_fewest_not_resolved_above_the_full_chain(nb):
-    sweep = {"ddpm": {10: m(30), 25: m(12), 100: m(10)}, "ddim": {10: m(20), 25: m(11.5), 100: m(10.5)},
-             "dpmpp2m": {10: m(11.8), 25: m(10.5), 100: m(10.4)}}
-    assert nb.recommended_steps(sweep, 100) == (25, True)
-    sweep["ddim"][10] = m(10.9)  # within the full chain's interval at 10 steps: the fewest
-    assert nb.recommended_steps(sweep, 100) == (10, True)
-    far = {"ddpm": {10: m(30), 25: m(25), 100: m(10)}, "ddim": {10: m(20), 25: m(18), 100: m(9)}}
-    assert nb.recommended_steps(far, 100) == (25, False)  # none qualifies: the lowest FID below T, flagged
+def test_an_answer_shows_a_claim_this_run_contradicts(nb, monkeypatch):
+    """A claim is a literal sentence and a separate predicate on METRICS: metrics that contradict it flag it under the
+    answer, with its numbers, and METRICS records each claim and whether it held."""
+    shown = []
+    monkeypatch.setattr(nb, "display", lambda md: shown.append(md.data))
+    monkeypatch.setattr(nb, "METRICS", {"claims": [], "models": {"a": m(10), "b": m(20)}})
+    claims = [("A is better than B.", lambda metrics: nb.fid_verdict(metrics["models"]["a"], metrics["models"]["b"]) == "lower", "FIDs")]
+    nb.answer("9(z)", "**A is better than B.** Because.", claims)
+    assert "contradicts" not in shown[-1] and nb.METRICS["claims"][-1]["holds"] is True
+    nb.METRICS["models"]["a"] = m(30)  # a run in which the sentence is false
+    nb.answer("9(z)", "**A is better than B.** Because.", claims)
+    assert "This run contradicts a sentence above:** “A is better than B.” (FIDs)" in shown[-1]
+    assert nb.METRICS["claims"][-1] == {"part": "9(z)", "sentence": "A is better than B.", "holds": False, "evidence": "FIDs"}
+    with pytest.raises(ValueError, match="not in the answer"):
+        nb.answer("9(z)", "Something else.", claims)
 
 
-def test_the_sweep_reading_compares_the_ends_and_calls_a_tie_a_tie(nb):
-    sweep = {"ddpm": {10: m(21.6), 100: m(10)}, "ddim": {10: m(10.5), 100: m(10.2)}, "dpmpp2m": {10: m(10.4), 100: m(10.1)}}
-    text = nb.sweep_reading(sweep, 100)
-    assert "S = 10 21.60 [20.60, 22.60] is higher than S = 100" in text  # the ends compared directly
-    assert "DDIM (eta = 0) not resolved" in text and "none of them is the better at this N" in text
-    assert "suffice" not in text and "indistinguishable" not in text
+def test_the_decoder_floor_is_below_every_decoder_mean_and_reached_at_the_best_one(nb):
+    """-log of the discretised Gaussian's mass, for any clamped mean, is at least the floor; the floor is reached with the
+    mean at an interior bin's centre and on the edge for an edge bin."""
+    torch.manual_seed(0)
+    beta_1 = 1e-3
+    x0 = (torch.randint(0, 256, (4, 1, 6, 6)).double() / 127.5 - 1)
+    x0[0, 0, 0] = -1.0
+    x0[1, 0, 0] = 1.0
+    floor = nb.decoder_floor_nats(x0, beta_1)
+    log_scale = torch.full_like(x0, 0.5 * math.log(beta_1))
+    for _ in range(20):
+        mean = (x0 + 0.05 * torch.randn_like(x0)).clamp(-1, 1)
+        nll = -nb.discretized_gaussian_log_likelihood(x0, mean, log_scale).sum((1, 2, 3))
+        assert (nll >= floor - 1e-6).all()
+    best = -nb.discretized_gaussian_log_likelihood(x0, x0, log_scale).sum((1, 2, 3))
+    assert torch.allclose(best, floor, atol=1e-6)

@@ -46,19 +46,20 @@ def test_no_stderr_in_the_committed_outputs():
     assert not [c for c in CODE for o in c.get("outputs", []) if o.get("name") == "stderr"]
 
 
-def test_the_glance_table_is_filled_and_links_its_figures():
+def test_the_glance_table_is_filled_and_every_contradicted_claim_is_shown():
     (glance,) = tagged("answers-at-a-glance")
     assert [o["output_type"] for o in glance["outputs"]] == ["display_data"]  # the table alone, no display handle
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in glance["outputs"])
     assert re.findall(r"^\| \[(\d\([a-e]\))\]", text, flags=re.M) == METRICS["schema"]["parts"]
-    figures = re.findall(r"\]\((figures/[\w.]+)\)", text)
-    assert figures and all((ROOT / f).is_file() for f in figures), figures
+    markdown_out = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) for c in CODE for o in c.get("outputs", []))
+    contradicted = [c for c in METRICS["claims"] if not c["holds"]]
+    assert METRICS["claims"] and markdown_out.count("This run contradicts a sentence above") == len(contradicted)  # shown, not hidden
 
 
-def test_every_homework_part_has_a_computed_finding_under_its_heading():
+def test_every_homework_part_ends_in_an_answer():
     markdown_out = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) for c in CODE for o in c.get("outputs", []))
     for part in METRICS["schema"]["parts"]:
-        assert f"**Finding {part}" in markdown_out, part
+        assert f"**Answer {part}.**" in markdown_out, part
 
 
 def test_collapsed_cells_say_what_they_hold():
@@ -99,11 +100,12 @@ def test_metrics_and_samples_come_from_the_committed_run():
             assert f["images"].shape == (METRICS["models"][name]["n"], 28, 28) and f["images"].dtype == np.uint8
 
 
-def test_the_committed_cpu_run_fits_its_wait_and_records_every_training():
+def test_the_committed_cpu_run_fits_its_wait_and_every_training_reached_its_cap():
+    """On the machine the cpu profile is sized for, every training reaches its cap inside its budget: the render reproduces."""
     run = METRICS["run"]
-    assert run["seconds_total"] <= 3600 if run["profile"] == "cpu" else True
+    assert run["seconds_total"] <= run["wait_seconds"]  # the most the first cell announced
     for name, t in METRICS["trainings"].items():
-        assert t["steps"] == t["planned_steps"] and (t["budget_s"] is None or t["seconds"] <= 1.1 * t["budget_s"]), name
+        assert t["steps"] == t["max_steps"] and (t["budget_s"] is None or t["seconds"] <= t["budget_s"]), name
 
 
 def test_the_readme_results_are_the_committed_runs():

@@ -112,8 +112,7 @@ def yardstick(nb, mnist):
     x_train, y_train = mnist["train"]
     x_test, _ = mnist["test"]
     clf = nb.new_model(nb.DigitClassifier)
-    nb.fit("classifier", {"model": clf}, nb.classifier_step(x_train[:8000], y_train[:8000], 3e-3), nb.Train(None, 60, 128, 3e-3), 8000,
-           recipe={}, retrain=True)
+    nb.fit("classifier", clf, nb.classifier_loss(clf, 0.05), (x_train[:8000], y_train[:8000]), nb.Train(60, 128, 3e-3, warmup=0.25))
     return clf, nb.build_reference(clf, x_test, x_train, n_memo=200)
 
 
@@ -145,11 +144,14 @@ def test_evaluate_rejects_bad_input(nb, yardstick):
         nb.evaluate(torch.full((10, 28, 28), float("nan")), ref)
     with pytest.raises(ValueError):
         nb.evaluate(torch.rand(10, 32, 32), ref)
+    with pytest.raises(ValueError, match=r"intensities in \[0, 1\]"):
+        nb.evaluate(torch.rand(10, 28, 28) * 255, ref)  # uint8-scale images are not silently scored
 
 
-def test_train_loop_stops_on_non_finite_loss(nb):
-    def step(idx, i):
-        return {"loss": torch.tensor(float("nan") if i == 3 else 1.0)}
-
-    with pytest.raises(FloatingPointError, match="non-finite loss"):
-        nb.train_loop(step, 100, 10, 10, "test", set(), None)
+def test_bits_and_mean_intervals_on_known_input(nb):
+    """Bits per dimension and the bootstrap interval of a mean, on inputs whose answer is known."""
+    assert nb.bits_per_dim(784 * math.log(2)) == pytest.approx(1.0)
+    v = nb.mean_interval(torch.ones(50) * 3.0, 20, 0)
+    assert v == {"mean": 3.0, "low": 3.0, "high": 3.0}
+    spread = nb.mean_interval(torch.arange(100.0), 200, 0)
+    assert spread["low"] < 49.5 < spread["high"] and spread["high"] - spread["low"] == pytest.approx(2 * 1.96 * 2.9, rel=0.25)
