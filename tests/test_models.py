@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from oracles import GaussianOracle, PointOracle
+from oracles import CodeDenoiser, GaussianOracle, PointOracle
 
 
 def test_reparameterize_passes_gradients_to_mu_and_logvar(nb):
@@ -165,17 +165,6 @@ def test_trace_draws_what_the_sampler_draws(nb):
     draw = nb.DiffusionSampler(unet, nb.Diffusion(nb.make_schedule("linear", 50), target="v"), 5, "ddpm", batch=8)
     images, trace = draw.trace(3, 7, record=(0, 4))
     assert torch.equal(images, draw(3, 7)) and len(trace) == 2
-
-
-class CodeDenoiser(torch.nn.Module):
-    """A small MLP eps/v-model on (B, 4) codes with the time as an input."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.SiLU(), torch.nn.Linear(16, 4))
-
-    def forward(self, x, t):
-        return self.net(torch.cat([x, t[:, None] / 1000], 1))
 
 
 def test_the_diffusion_loss_is_the_formula_written_out(nb):

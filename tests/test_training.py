@@ -5,6 +5,7 @@ import gzip
 
 import pytest
 import torch
+from oracles import CodeDenoiser
 
 CPU = {"type": "cpu", "name": "CPU", "capability": None, "bf16": False}
 T4 = {"type": "cuda", "name": "Tesla T4", "capability": (7, 5)}
@@ -91,24 +92,13 @@ def test_the_lr_schedule_warms_up_and_decays_to_its_floor(nb):
     assert all(b <= a + 1e-12 for a, b in zip(f[9:], f[10:]))
 
 
-class TinyDenoiser(torch.nn.Module):
-    """An MLP on (B, 4) codes with the time as an input: a diffusion model small enough for fp16 on a CPU."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(5, 32), torch.nn.SiLU(), torch.nn.Linear(32, 4))
-
-    def forward(self, x, t):
-        return self.net(torch.cat([x, t[:, None] / 1000], 1))
-
-
 def fp16_run(nb, tmp_path, monkeypatch, steps, inf_at=()):
     monkeypatch.setattr(nb, "CKPT_DIR", tmp_path)
     monkeypatch.setattr(nb, "AMP_DTYPE", torch.float16)  # fit's GradScaler turns on with fp16
     diffusion = nb.Diffusion(nb.make_schedule("linear", 50), target="v", amp_dtype=torch.float16, clip=None)
     torch.manual_seed(0)
-    model = TinyDenoiser()
-    model.config = {"class": "TinyDenoiser"}
+    model = CodeDenoiser(32)
+    model.config = {"class": "CodeDenoiser"}
     calls = {"n": 0}
 
     def loss(x0):
