@@ -153,7 +153,7 @@ def test_an_answer_shows_a_claim_this_run_contradicts(nb, monkeypatch):
     nb.METRICS["models"]["a"] = m(30)  # a run in which the sentence is false
     nb.answer("9(z)", "**A is better than B.** Because.", claims)
     assert "This run contradicts a sentence above:** “A is better than B.” (FIDs)" in shown[-1]
-    assert nb.METRICS["claims"][-1] == {"part": "9(z)", "sentence": "A is better than B.", "holds": False, "evidence": "FIDs"}
+    assert nb.METRICS["claims"] == [{"part": "9(z)", "sentence": "A is better than B.", "holds": False, "evidence": "FIDs"}]  # re-run: replaced
     with pytest.raises(ValueError, match="not in the answer"):
         nb.answer("9(z)", "Something else.", claims)
 

@@ -46,20 +46,22 @@ def test_no_stderr_in_the_committed_outputs():
     assert not [c for c in CODE for o in c.get("outputs", []) if o.get("name") == "stderr"]
 
 
-def test_the_glance_table_is_filled_and_every_contradicted_claim_is_shown():
+def test_the_glance_table_is_filled_and_every_claim_holds_in_the_committed_render():
     (glance,) = tagged("answers-at-a-glance")
     assert [o["output_type"] for o in glance["outputs"]] == ["display_data"]  # the table alone, no display handle
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in glance["outputs"])
     assert re.findall(r"^\| \[(\d\([a-e]\))\]", text, flags=re.M) == METRICS["schema"]["parts"]
     markdown_out = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) for c in CODE for o in c.get("outputs", []))
-    contradicted = [c for c in METRICS["claims"] if not c["holds"]]
+    contradicted = [c["sentence"] for c in METRICS["claims"] if not c["holds"]]
     assert METRICS["claims"] and markdown_out.count("This run contradicts a sentence above") == len(contradicted)  # shown, not hidden
+    assert not contradicted, f"the committed render contradicts its own answers: rewrite them, then re-render: {contradicted}"
 
 
-def test_every_homework_part_ends_in_an_answer():
+def test_every_homework_part_ends_in_an_answer_with_its_numbers_filled_in():
     markdown_out = "\n".join("".join(o.get("data", {}).get("text/markdown", "")) for c in CODE for o in c.get("outputs", []))
     for part in METRICS["schema"]["parts"]:
         assert f"**Answer {part}.**" in markdown_out, part
+    assert not re.findall(r"\{[A-Za-z_]\w*[\[(:]|\{[A-Z_]{2,}\}", markdown_out)  # no format field left unfilled
 
 
 def test_collapsed_cells_say_what_they_hold():

@@ -319,3 +319,16 @@ def test_digit_commitment_of_a_process_that_knows_its_digit_from_the_start(nb):
     c = nb.digit_commitment(switch, 12, 0, FirstTenPixels())
     assert c["commit_t"] == [26] * 12  # 0-based t = 25 is the last with t * 1000 / T <= 500
     assert c["x0_agree"][: 50 - 26] == [0.0] * 24 and c["x0_agree"][50 - 26:] == [1.0] * 26
+
+
+def test_every_batch_starts_from_the_latents_one_draw_gives(nb):
+    """The latents of all n samples are drawn before the first batch, so a sampler that also draws noise (ancestral) starts
+    from the same z or x_T as one that draws none (DDIM), whatever the batch size."""
+    class NoisyProbe(nb.Sampler):
+        def generate(self, z, generator):
+            torch.randn(z.shape, generator=generator)  # per-step noise, as the ancestral sampler draws it
+            return torch.sigmoid(z)
+
+    model = torch.nn.Linear(1, 1)
+    small, whole = NoisyProbe(model, (3,), batch=2)(5, 0), NoisyProbe(model, (3,), batch=5)(5, 0)
+    assert small.shape == (5, 3) and torch.equal(small, whole)

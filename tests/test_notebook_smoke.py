@@ -69,7 +69,7 @@ def test_the_printed_profile_is_the_one_that_ran_and_says_why(ran, metrics):
     text = "\n".join(outputs(ran[1], "stream"))
     assert "profile 'smoke': set by the HW2_PROFILE environment variable" in text
     assert metrics["run"]["profile"] == "smoke" and metrics["run"]["profile_reason"] == "set by the HW2_PROFILE environment variable"
-    assert re.search(r"expected wait on this machine: about \d+ min", text)
+    assert re.search(r"expected wait: about \d+ min on the machine this profile is sized for", text)
 
 
 def test_no_progress_bars_or_warnings_in_the_saved_outputs(ran):
@@ -121,6 +121,7 @@ def test_every_part_ends_in_an_answer_its_claims_are_recorded_and_the_glance_is_
         assert f"**Answer {part}.**" in md, part
         assert [c for c in metrics["claims"] if c["part"] == part], part  # each part's verdict is checked
     assert "nan" not in md.replace("nan(", "") and "indistinguishable" not in md and "suffice" not in md and "Finding" not in md
+    assert not re.findall(r"\{[A-Za-z_]\w*[\[(:]|\{[A-Z_]{2,}\}", md)  # no format field left unfilled (an f missing)
     contradicted = [c for c in metrics["claims"] if not c["holds"]]
     assert md.count("This run contradicts a sentence above") == len(contradicted)  # every failed check is shown, none hidden
     code = [c for c in ran[1]["cells"] if c["cell_type"] == "code"]
