@@ -209,7 +209,7 @@ def test_a_changed_default_deeper_down_or_a_schedule_constant_changes_the_finger
     assert nb.Diffusion(linear).config != nb.Diffusion(other).config
 
 
-def test_a_checkpoint_that_fails_half_way_through_loading_leaves_the_model_untouched(nb, vae_trainer, tmp_path):
+def test_a_checkpoint_that_fails_half_way_through_loading_leaves_the_model_untouched(nb, vae_trainer):
     """A broken checkpoint retrains from the model's own initial weights, not from what half a load left in it."""
     info, _ = vae_trainer()
     clean = torch.load(info["path"], weights_only=True)
