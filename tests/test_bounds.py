@@ -146,16 +146,19 @@ def test_an_answer_shows_a_claim_this_run_contradicts(nb, monkeypatch):
     answer, with its numbers, and METRICS records each claim and whether it held."""
     shown = []
     monkeypatch.setattr(nb, "display", lambda md: shown.append(md.data))
-    monkeypatch.setattr(nb, "METRICS", {"claims": [], "models": {"a": m(10), "b": m(20)}})
+    monkeypatch.setattr(nb, "METRICS", {"claims": [], "verdicts": {}, "models": {"a": m(10), "b": m(20)}})
     claims = [("A is better than B.", lambda metrics: nb.fid_verdict(metrics["models"]["a"], metrics["models"]["b"]) == "lower", "FIDs")]
     nb.answer("9(z)", "**A is better than B.** Because.", claims)
     assert "contradicts" not in shown[-1] and nb.METRICS["claims"][-1]["holds"] is True
+    assert nb.METRICS["verdicts"]["9(z)"] == "A is better than B."  # the opening verdict, for the glance
     nb.METRICS["models"]["a"] = m(30)  # a run in which the sentence is false
     nb.answer("9(z)", "**A is better than B.** Because.", claims)
     assert "This run contradicts a sentence above:** “A is better than B.” (FIDs)" in shown[-1]
     assert nb.METRICS["claims"] == [{"part": "9(z)", "sentence": "A is better than B.", "holds": False, "evidence": "FIDs"}]  # re-run: replaced
     with pytest.raises(ValueError, match="not in the answer"):
-        nb.answer("9(z)", "Something else.", claims)
+        nb.answer("9(z)", "**Something else.**", claims)
+    with pytest.raises(ValueError, match="opens with its verdict"):
+        nb.answer("9(z)", "A is better than B.", claims)
 
 
 def test_the_decoder_floor_is_below_every_decoder_mean_and_reached_at_the_best_one(nb):

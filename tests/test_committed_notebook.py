@@ -102,12 +102,18 @@ def test_metrics_and_samples_come_from_the_committed_run():
             assert f["images"].shape == (METRICS["models"][name]["n"], 28, 28) and f["images"].dtype == np.uint8
 
 
-def test_the_committed_cpu_run_fits_its_wait_and_every_training_reached_its_cap():
-    """On the machine the cpu profile is sized for, every training reaches its cap inside its budget: the render reproduces."""
+def test_the_committed_cpu_run_fits_its_wait_and_says_which_training_its_budget_stopped():
+    """The run ends inside the wait the first cell announced; every training stays inside its budget, and one that
+    stopped short of its cap is named in the appendix as stopped by its budget (on the sized-for machine there is none)."""
     run = METRICS["run"]
     assert run["seconds_total"] <= run["wait_seconds"]  # the most the first cell announced
+    (appendix,) = [c for c in CODE if "budgeted sampling" in "".join("".join(o.get("data", {}).get("text/markdown", ""))
+                                                                    for o in c.get("outputs", []))]
+    table = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in appendix["outputs"])
     for name, t in METRICS["trainings"].items():
-        assert t["steps"] == t["max_steps"] and (t["budget_s"] is None or t["seconds"] <= t["budget_s"]), name
+        assert t["budget_s"] is None or t["seconds"] <= t["budget_s"], name
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert ("stopped by its budget" in row) == (t["steps"] < t["max_steps"]), row
 
 
 def test_the_readme_results_are_the_committed_runs():

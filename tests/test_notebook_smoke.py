@@ -87,8 +87,7 @@ def test_the_metrics_file_follows_its_schema(metrics):
                     "confident_frac", "class_kl_uniform", "memorisation_ratio"):
             assert key in m and (key == "class_hist" or np.isfinite(m[key])), (name, key)
         assert m["fid_low"] < m["fid"] < m["fid_high"] and sum(m["class_hist"]) == m["n"], name
-    for n, floor in metrics["floors"].items():
-        assert floor["n"] == int(n)
+    assert metrics["real"] and all(row["n"] == int(n) for n, row in metrics["real"].items())  # the reference row at each N
     assert metrics["classifier"]["test_accuracy"] > 0.5
     assert set(metrics["bounds"]["models"]) == {"VAE, 256-level decoder", "DDPM, T = 100"}
     cfg = metrics["run"]["config"]
