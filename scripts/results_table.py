@@ -45,7 +45,8 @@ def table(metrics):
     for name, t in metrics["trainings"].items():
         budget = f"{t['budget_s']:.0f}" if t["budget_s"] else "none"
         lines.append(f"| {name} | {t['max_steps']:,} | {budget} | {t['steps']:,} | {t['s_per_step']:.3g} | {t['seconds']:.0f} | "
-                     + ("loaded" if t["loaded"] else "trained") + " |")
+                     + ("loaded" if t["loaded"] else "trained")
+                     + ("" if t["steps"] == t["max_steps"] else ", **stopped by its budget**") + " |")
     held = [c for c in metrics["claims"] if c["holds"]]
     lines += ["", f"Claims in the notebook's answers checked against this run: {len(held)} of {len(metrics['claims'])} hold."]
     return "\n".join(lines)
