@@ -1,6 +1,6 @@
 """The README's results, generated from a run's figures/metrics.json with the schema the notebook wrote into it: the
-run (profile, hardware, time), each training's budget and use, every model beside the real-data reference row, the claims the run checked, and the
-likelihood bounds in bits per dimension. The README holds this output between its `results:start` and `results:end`
+run (profile, hardware, time against the forecast), every model beside the real-data reference row, the likelihood bounds
+in bits per dimension, and each training's fixed steps and what they took. The README holds this output between its `results:start` and `results:end`
 markers; a test fails when they differ.
 
     python3 scripts/results_table.py            # print the table
@@ -25,11 +25,12 @@ def cell(m, key, formats):
 def table(metrics):
     run, schema = metrics["run"], metrics["schema"]
     n = metrics["models"]["ddpm"]["n"]
+    reference = next(iter(schema["models"].values()))  # the schema's first row: real digits scored like a model's samples
+    forecast = "; ".join(f"about {minutes} min on {machine}" for machine, minutes, _ in run["wait_forecast"])
     lines = [f"Profile `{run['profile']}` on {run['device']} (torch {run['torch']}, U-Nets in {run['amp_dtype'].removeprefix('torch.')}), "
-             f"run `{run['run_id']}`: {run['seconds_total'] / 60:.1f} min for the whole notebook (announced: "
-             f"{run['expected_seconds'] / 60:.0f} min expected, at most {run['wait_seconds'] / 60:.0f}). Classifier (the yardstick): "
-             f"{metrics['classifier']['test_accuracy']:.2%} test accuracy. {n:,} samples per model against the test set; "
-             "the first row is training images scored the same way (the reference row).",
+             f"run `{run['run_id']}`: {run['seconds_total'] / 60:.1f} min for the whole notebook (forecast: {forecast}). "
+             f"Classifier (the yardstick): {metrics['classifier']['test_accuracy']:.2%} test accuracy. {n:,} samples per model against "
+             f"the test set; the first row, {reference}, is scored the same way (the reference row).",
              "", "| model | " + " | ".join(schema["columns"][k] for k in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, label in schema["models"].items():
         m = metrics["models"][name]
@@ -40,15 +41,11 @@ def table(metrics):
         cells = [f"{terms[k]['mean']:.3f} [{terms[k]['low']:.3f}, {terms[k]['high']:.3f}]" if k in terms else "–"
                  for k in ("prior", "reconstruction", "rest", "total", "iwae")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Each long training's cap, budget and use on that machine:", "",
-              "| training | step cap | budget s | steps | s / step | seconds | |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "Each training's fixed steps and what they took on that machine (a loaded one: when it was trained):", "",
+              "| training | steps x batch | s / step | seconds | |", "|---|---|---|---|---|"]
     for name, t in metrics["trainings"].items():
-        budget = f"{t['budget_s']:.0f}" if t["budget_s"] else "none"
-        lines.append(f"| {name} | {t['max_steps']:,} | {budget} | {t['steps']:,} | {t['s_per_step']:.3g} | {t['seconds']:.0f} | "
-                     + ("loaded" if t["loaded"] else "trained")
-                     + ("" if t["steps"] == t["max_steps"] else ", **stopped by its budget**") + " |")
-    held = [c for c in metrics["claims"] if c["holds"]]
-    lines += ["", f"Claims in the notebook's answers checked against this run: {len(held)} of {len(metrics['claims'])} hold."]
+        lines.append(f"| {name} | {t['steps']:,} x {t['batch']} | {t['s_per_step']:.3g} | {t['seconds']:.0f} | "
+                     + ("loaded" if t["loaded"] else "trained") + " |")
     return "\n".join(lines)
 
 

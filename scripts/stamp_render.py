@@ -21,7 +21,7 @@ def stamp(nb, metrics):
             cell["metadata"]["source_sha256"] = source_hash(cell)
     run = metrics["run"]
     nb["metadata"]["render"] = {k: run[k] for k in ("run_id", "profile", "profile_reason", "device", "torch", "amp_dtype",
-                                                    "seconds_total", "wait_seconds")}
+                                                    "seconds_total")}
     nb["metadata"]["render"]["loaded"] = sorted(k for k, t in metrics["trainings"].items() if t.get("loaded"))  # trained elsewhere
     return nb
 

@@ -1,5 +1,5 @@
-"""Likelihood bounds in bits per dimension (Q3(a)) and the second-order fast sampler (2(b)), checked against
-references and against toy problems whose answer is known."""
+"""Likelihood bounds in bits per dimension (Q3(a)), checked against references and against toy problems whose answer is
+known; the verdicts every Answer reads off two intervals, and the Answers themselves."""
 import math
 
 import pytest
@@ -97,68 +97,52 @@ def test_vae_256_level_decoder(nb):
         nb.ConvVAE(likelihood="laplace")
 
 
-def test_dpm_solver_recovers_a_data_point_with_its_exact_denoiser_and_agrees_with_ddim(nb):
-    """DPM-Solver++(2M): with the exact denoiser of a single data point it returns that point (every data prediction
-    is the point); on Gaussian data its deterministic map converges with many steps to DDIM's, both solving one ODE."""
-    schedule = nb.make_schedule("linear", 100)
-    target = torch.rand(1, 1, 28, 28) * 1.6 - 0.8
-    for steps in (5, 10, 100):
-        x, _ = nb.Diffusion(schedule).sample(PointOracle(schedule["alpha_bar"], target), torch.randn(3, 1, 28, 28), steps, "dpmpp2m")
-        assert torch.allclose(x, target.expand_as(x), atol=1e-4), steps
-    schedule = nb.make_schedule("linear", 1000)
-    oracle, diffusion = GaussianOracle(schedule["alpha_bar"], 0.5), nb.Diffusion(schedule, clip=None)
-    x_T = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
-    exact, _ = diffusion.sample(oracle, x_T, 1000, "ddim")
-    errors = {}
-    for steps in (10, 50, 500):
-        dpm, _ = diffusion.sample(oracle, x_T, steps, "dpmpp2m")
-        ddim, _ = diffusion.sample(oracle, x_T, steps, "ddim")
-        errors[steps] = ((dpm - ddim).norm() / ddim.norm()).item()
-        assert ((dpm - exact).norm() / exact.norm()).item() < (0.5 if steps == 10 else 0.1)
-    assert errors[500] < 0.01 and errors[500] < errors[50] < errors[10], errors
-    with pytest.raises(ValueError, match="unknown sampler"):
-        diffusion.sample(oracle, x_T, 10, "euler")
-
-
-def test_the_first_dpm_solver_step_is_the_ddim_step(nb):
-    schedule = nb.make_schedule("linear", 1000)
-    ab = schedule["alpha_bar"].tolist()
-    x_t, x0 = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
-    t, prev = 700, 500
-    eps = (x_t - math.sqrt(ab[t]) * x0) / math.sqrt(1 - ab[t])
-    ddim, _ = nb.ddim_mean_std(x0, eps, ab[t], ab[prev], 0.0)
-    dpm, history = nb.dpmpp2m_step(x_t, x0, ab[t], ab[prev], None)
-    assert torch.allclose(dpm, ddim, atol=1e-10) and history[1] > 0
-
-
 def m(fid, half=1.0, n=1000):
-    return {"n": n, "fid": fid, "fid_low": fid - half, "fid_high": fid + half, "precision": 0.8, "recall": 0.8, "sec_per_1000": fid}
+    return {"n": n, "fid": fid, "fid_low": fid - half, "fid_high": fid + half}
 
 
-def test_fid_verdicts_read_the_intervals_and_never_call_an_overlap_equal(nb):
-    assert nb.fid_verdict(m(10), m(20)) == "lower" and nb.fid_verdict(m(20), m(10)) == "higher"
-    assert nb.fid_verdict(m(10, 3), m(14, 3)) == "not resolved"
+def test_a_verdict_reads_two_intervals_never_calls_an_overlap_equal_and_is_recorded(nb, monkeypatch):
+    monkeypatch.setattr(nb, "METRICS", {"verdicts": []})
+    assert nb.verdict("9(z)", "A vs B", (9.0, 11.0), (19.0, 21.0)) == "lower"
+    assert nb.verdict("9(z)", "B vs A", nb.fid_interval(m(20)), nb.fid_interval(m(10))) == "higher"
+    assert nb.verdict("9(y)", "close", nb.fid_interval(m(10, 3)), nb.fid_interval(m(14, 3))) == "not resolved"
+    assert nb.verdict("9(y)", "touching", (1.0, 2.0), (2.0, 3.0)) == "not resolved"  # a shared end point is an overlap
+    assert nb.verdict("9(y)", "a change against 0", (-0.5, -0.1), (0.0, 0.0)) == "lower"
+    assert nb.fid_interval(m(10, 3)) == (7.0, 13.0)
+    assert nb.METRICS["verdicts"][0] == {"part": "9(z)", "what": "A vs B", "a": [9.0, 11.0], "b": [19.0, 21.0], "word": "lower"}
+    assert [(v["part"], v["what"], v["word"]) for v in nb.METRICS["verdicts"]] == [
+        ("9(z)", "A vs B", "lower"), ("9(z)", "B vs A", "higher"), ("9(y)", "close", "not resolved"),
+        ("9(y)", "touching", "not resolved"), ("9(y)", "a change against 0", "lower")]
+    assert nb.verdict("9(z)", "A vs B", (30.0, 31.0), (19.0, 21.0)) == "higher"  # a re-run cell replaces its verdict
+    assert [v for v in nb.METRICS["verdicts"] if v["what"] == "A vs B"] == [
+        {"part": "9(z)", "what": "A vs B", "a": [30.0, 31.0], "b": [19.0, 21.0], "word": "higher"}]
+    assert len(nb.METRICS["verdicts"]) == 5
+    assert all(type(x) is float for v in nb.METRICS["verdicts"] for x in v["a"] + v["b"])  # plain floats: JSON-ready
+    assert nb.verdict("9(x)", "tensors", torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])) == "lower"
+    assert nb.METRICS["verdicts"][-1]["a"] == [1.0, 2.0]
+
+
+def test_compared_words_each_verdict(nb):
+    assert nb.compared("lower", "A", "B") == "A is better than B"
+    assert nb.compared("higher", "A", "B") == "A is worse than B"
+    assert nb.compared("not resolved", "A", "B") == "A is not resolved from B"
+    with pytest.raises(KeyError):
+        nb.compared("equal", "A", "B")
     assert nb.fid_text(m(10, 3)) == "10.00 [7.00, 13.00]"
 
 
-def test_an_answer_shows_a_claim_this_run_contradicts(nb, monkeypatch):
-    """A claim is a literal sentence and a separate predicate on METRICS: metrics that contradict it flag it under the
-    answer, with its numbers, and METRICS records each claim and whether it held."""
+def test_an_answer_opens_with_its_verdict_and_the_glance_records_it(nb, monkeypatch):
     shown = []
     monkeypatch.setattr(nb, "display", lambda md: shown.append(md.data))
-    monkeypatch.setattr(nb, "METRICS", {"claims": [], "verdicts": {}, "models": {"a": m(10), "b": m(20)}})
-    claims = [("A is better than B.", lambda metrics: nb.fid_verdict(metrics["models"]["a"], metrics["models"]["b"]) == "lower", "FIDs")]
-    nb.answer("9(z)", "**A is better than B.** Because.", claims)
-    assert "contradicts" not in shown[-1] and nb.METRICS["claims"][-1]["holds"] is True
-    assert nb.METRICS["verdicts"]["9(z)"] == "A is better than B."  # the opening verdict, for the glance
-    nb.METRICS["models"]["a"] = m(30)  # a run in which the sentence is false
-    nb.answer("9(z)", "**A is better than B.** Because.", claims)
-    assert "This run contradicts a sentence above:** “A is better than B.” (FIDs)" in shown[-1]
-    assert nb.METRICS["claims"] == [{"part": "9(z)", "sentence": "A is better than B.", "holds": False, "evidence": "FIDs"}]  # re-run: replaced
-    with pytest.raises(ValueError, match="not in the answer"):
-        nb.answer("9(z)", "**Something else.**", claims)
-    with pytest.raises(ValueError, match="opens with its verdict"):
-        nb.answer("9(z)", "A is better than B.", claims)
+    monkeypatch.setattr(nb, "METRICS", {"answers": {}, "verdicts": []})
+    nb.answer("9(z)", "**A is better than B.** Because.")
+    assert shown == ["**Answer 9(z).** **A is better than B.** Because."]
+    assert nb.METRICS["answers"] == {"9(z)": "A is better than B."}
+    nb.answer("9(z)", "**B is better than A.** Re-run.")  # a re-run cell replaces its answer
+    assert nb.METRICS["answers"] == {"9(z)": "B is better than A."}
+    with pytest.raises(ValueError, match="opens with its verdict in bold"):
+        nb.answer("9(y)", "A is better than B. **Bold later.**")
+    assert "9(y)" not in nb.METRICS["answers"] and len(shown) == 2  # a rejected answer shows and records nothing
 
 
 def test_the_decoder_floor_is_below_every_decoder_mean_and_reached_at_the_best_one(nb):

@@ -112,7 +112,8 @@ def yardstick(nb, mnist):
     x_train, y_train = mnist["train"]
     x_test, _ = mnist["test"]
     clf = nb.new_model(nb.DigitClassifier)
-    nb.fit("classifier", clf, nb.classifier_loss(clf, 0.05), (x_train[:8000], y_train[:8000]), nb.Train(60, 128, 3e-3, warmup=0.25))
+    nb.fit("classifier", clf, nb.classifier_loss(clf, 0.05), (x_train[:8000], y_train[:8000]), nb.Train(60, 128, 3e-3, warmup=0.25),
+           {"label_smoothing": 0.05})
     return clf, nb.build_reference(clf, x_test, x_train, n_memo=200)
 
 
@@ -155,3 +156,30 @@ def test_bits_and_mean_intervals_on_known_input(nb):
     assert v == {"mean": 3.0, "low": 3.0, "high": 3.0}
     spread = nb.mean_interval(torch.arange(100.0), 200, 0)
     assert spread["low"] < 49.5 < spread["high"] and spread["high"] - spread["low"] == pytest.approx(2 * 1.96 * 2.9, rel=0.25)
+
+
+def test_full_float32_turns_tf32_off_inside_and_restores_it_after(nb):
+    """The yardstick's features run without TF32 (the same numbers on any GPU); training keeps it, even after an error."""
+    backends = nb.torch.backends
+    saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32
+    try:
+        backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = True
+        with pytest.raises(RuntimeError, match="inside"):
+            with nb.full_float32():
+                assert not backends.cuda.matmul.allow_tf32 and not backends.cudnn.allow_tf32
+                raise RuntimeError("inside")
+        assert backends.cuda.matmul.allow_tf32 and backends.cudnn.allow_tf32
+        seen = []
+
+        class Probe(torch.nn.Module):
+            def features(self, x):
+                seen.append((backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32))
+                return x.flatten(1)[:, :4]
+
+            def head(self, f):
+                return f
+
+        nb.classifier_outputs(Probe(), torch.rand(3, 28, 28))
+        assert seen == [(False, False)] and backends.cuda.matmul.allow_tf32
+    finally:
+        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32 = saved
